@@ -1,0 +1,175 @@
+import path from 'node:path';
+import cors from '@koa/cors';
+import Koa from 'koa';
+import helmet from 'koa-helmet';
+import type pino from 'pino';
+import { type Clock, systemClock } from './clock';
+import type { Config } from './config';
+import { type Contract, loadContract } from './http/contract';
+import { contractRouter } from './http/contract-router';
+import { createHandlers } from './http/handlers';
+import { problemResponses } from './http/problem';
+import { requestLog } from './http/request-log';
+import { requireToken } from './http/require-token';
+import { packageDir, staticFiles } from './http/static-files';
+import { createAjv } from './http/validation';
+import { type AuthService, createAuthService } from './services/auth';
+import { createLoginLimiter, type LoginLimiter } from './services/login-limiter';
+import type { Passwords } from './services/passwords';
+import { createRevocationList, type RevocationList } from './services/revocations';
+import { createTokens, type Tokens } from './services/tokens';
+import type { Store } from './store/store';
+
+export interface AppDeps {
+  /** With `jwtSecret` set: the server resolves a missing one before building the app. */
+  config: Config;
+  store: Store;
+  passwords: Passwords;
+  logger: pino.Logger;
+  clock?: Clock;
+  /** Defaults to an in-memory limiter with the configured limits. */
+  limiter?: LoginLimiter;
+  contract?: Contract;
+}
+
+export interface Services {
+  auth: AuthService;
+  tokens: Tokens;
+  revocations: RevocationList;
+  limiter: LoginLimiter;
+  contract: Contract;
+}
+
+export type AuthApp = Koa & { services: Services };
+
+export const PUBLIC_DIR = path.join(__dirname, '..', 'public');
+
+/** Milliseconds within which a second use of a refresh token counts as a concurrent refresh. */
+export const REFRESH_REUSE_GRACE_MS = 2_000;
+
+/** Builds the services the app and the CLI share. No side effects beyond the objects made. */
+export function createServices(deps: AppDeps): Services {
+  const { config, store, passwords, logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  if (config.jwtSecret === undefined) throw new TypeError('createServices needs config.jwtSecret');
+  const tokens = createTokens(
+    {
+      secret: config.jwtSecret,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      accessTokenTtl: config.accessTokenTtl,
+      clockSkew: config.clockSkew,
+    },
+    clock,
+  );
+  const revocations = createRevocationList({ store, clock, retainMs: (config.accessTokenTtl + config.clockSkew) * 1000 });
+  const auth = createAuthService({
+    store,
+    tokens,
+    passwords,
+    revocations,
+    clock,
+    logger,
+    settings: {
+      allowSignup: config.allowSignup,
+      refreshTokenTtl: config.refreshTokenTtl,
+      sessionMaxAge: config.sessionMaxAge,
+      refreshReuseGraceMs: REFRESH_REUSE_GRACE_MS,
+    },
+  });
+  const limiter = deps.limiter ?? createLoginLimiter(config.rateLimit);
+  return { auth, tokens, revocations, limiter, contract: deps.contract ?? loadContract() };
+}
+
+const CSP = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'", 'data:'],
+    fontSrc: ["'self'"],
+    connectSrc: ["'self'"],
+    objectSrc: ["'none'"],
+    baseUri: ["'none'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+  },
+};
+
+/**
+ * Builds the Koa app. Importing this module does nothing; the app listens only when the caller
+ * makes it (see `server.ts`), and tests drive `app.callback()` directly.
+ */
+export function createApp(deps: AppDeps): AuthApp {
+  const { config, logger } = deps;
+  const services = createServices(deps);
+  const app = new Koa({ proxy: config.trustProxy }) as AuthApp;
+  app.services = services;
+
+  const handlers = createHandlers({
+    auth: services.auth,
+    store: deps.store,
+    limiter: services.limiter,
+    allowSignup: config.allowSignup,
+    cookieSecure: config.cookieSecure,
+  });
+  const router = contractRouter({
+    contract: services.contract,
+    handlers,
+    ajv: createAjv(services.contract),
+    requireToken: requireToken(services),
+    bodyLimit: config.bodyLimit,
+  });
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json';
+    ctx.body = services.contract.json;
+  });
+  router.get('/openapi.yaml', (ctx) => {
+    ctx.type = 'application/yaml';
+    ctx.body = services.contract.yaml;
+  });
+  // Relative asset links in the docs page need the trailing slash.
+  router.get('/docs', (ctx) => ctx.redirect('/docs/'));
+
+  app.use(requestLog({ logger }));
+  app.use(problemResponses({ logger }));
+  app.use(
+    helmet({
+      contentSecurityPolicy: CSP,
+      // Token responses are cross-origin only through CORS; nothing here is embeddable.
+      crossOriginResourcePolicy: { policy: 'same-origin' },
+      referrerPolicy: { policy: 'no-referrer' },
+      strictTransportSecurity: false,
+    }),
+  );
+  if (config.corsOrigins.length > 0) {
+    const allowed = new Set(config.corsOrigins);
+    app.use(
+      cors({
+        origin: (ctx) => (allowed.has(ctx.get('origin')) ? ctx.get('origin') : ''),
+        allowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
+        allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+        exposeHeaders: ['X-Request-Id', 'WWW-Authenticate', 'Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
+  app.use(
+    staticFiles([
+      { prefix: '/', root: PUBLIC_DIR },
+      { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400 },
+      { prefix: '/vendor/bootstrap-icons', root: packageDir('bootstrap-icons', 'font'), maxAge: 86_400 },
+      { prefix: '/docs', root: packageDir('swagger-ui-dist'), maxAge: 86_400 },
+    ]),
+  );
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+
+  app.on('error', (error: NodeJS.ErrnoException) => {
+    // A client hanging up after the last byte of a static file: noise, not a fault.
+    if (error?.code === 'ERR_STREAM_PREMATURE_CLOSE' || error?.code === 'ECONNRESET') return;
+    logger.error({ err: error }, 'unhandled app error');
+  });
+  return app;
+}

@@ -1,0 +1,177 @@
+import path from 'node:path';
+
+/** The server's settings, parsed and checked once from the environment. */
+export interface Config {
+  readonly env: 'production' | 'development' | 'test';
+  readonly host: string;
+  readonly port: number;
+  /** Undefined outside production when `JWT_SECRET` is unset: the server makes and keeps one. */
+  readonly jwtSecret: string | undefined;
+  readonly jwtIssuer: string;
+  readonly jwtAudience: string;
+  /** Seconds. */
+  readonly accessTokenTtl: number;
+  /** Seconds a refresh token lives unused. */
+  readonly refreshTokenTtl: number;
+  /** Seconds a session (a refresh family) lives at most, however often it is refreshed. */
+  readonly sessionMaxAge: number;
+  /** Seconds of clock skew tolerated when checking `exp` and `nbf`. */
+  readonly clockSkew: number;
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  readonly adminName: string;
+  readonly adminPassword: string | undefined;
+  readonly allowSignup: boolean;
+  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
+  /** Bytes. */
+  readonly bodyLimit: number;
+  readonly trustProxy: boolean;
+  readonly corsOrigins: readonly string[];
+  /** `auto` sets `Secure` when the request came over HTTPS. */
+  readonly cookieSecure: 'auto' | boolean;
+  readonly rateLimit: {
+    readonly store: 'memory' | 'redis';
+    readonly redisUrl: string | undefined;
+    /** Failed logins allowed per client address in one window. */
+    readonly ipPoints: number;
+    /** Failed logins allowed per account name in one window. */
+    readonly namePoints: number;
+    /** Seconds. */
+    readonly window: number;
+  };
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Milliseconds to finish requests in flight on SIGTERM/SIGINT. */
+  readonly shutdownTimeout: number;
+  /** Milliseconds between looks at the store for revocations made by other processes. */
+  readonly revocationPollInterval: number;
+}
+
+/** Thrown by {@link loadConfig} with every problem found, one a line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const MIN_SECRET_BYTES = 32;
+
+/**
+ * Parses every key of `env`, collects every problem into one {@link ConfigError}, and returns a
+ * frozen config. Pure: reads nothing but its argument. No secret has a fallback value.
+ */
+export function loadConfig(env: Env): Config {
+  const problems: string[] = [];
+  const str = (key: string): string | undefined => {
+    const v = env[key];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const int = (key: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = str(key);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      problems.push(`${key} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return n;
+  };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const raw = str(key);
+    if (raw === undefined) return fallback;
+    if (/^(true|1|yes)$/i.test(raw)) return true;
+    if (/^(false|0|no)$/i.test(raw)) return false;
+    problems.push(`${key} must be true or false (got "${raw}")`);
+    return fallback;
+  };
+
+  const nodeEnv = str('NODE_ENV') ?? 'development';
+  if (!['production', 'development', 'test'].includes(nodeEnv)) {
+    problems.push(`NODE_ENV must be production, development or test (got "${nodeEnv}")`);
+  }
+  const production = nodeEnv === 'production';
+
+  const jwtSecret = str('JWT_SECRET');
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret, 'utf8') < MIN_SECRET_BYTES) {
+    problems.push(`JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes (make one with: openssl rand -base64 48)`);
+  } else if (jwtSecret === undefined && production) {
+    problems.push(`JWT_SECRET is required when NODE_ENV=production (at least ${MIN_SECRET_BYTES} bytes; make one with: openssl rand -base64 48)`);
+  }
+
+  const adminName = str('ADMIN_NAME') ?? 'admin';
+  if (adminName.length > 64) problems.push('ADMIN_NAME must be at most 64 characters');
+  const adminPassword = env['ADMIN_PASSWORD'] === '' ? undefined : env['ADMIN_PASSWORD'];
+  if (adminPassword !== undefined && (adminPassword.length < 8 || Buffer.byteLength(adminPassword) > 1024)) {
+    problems.push('ADMIN_PASSWORD must be at least 8 characters and at most 1024 bytes');
+  }
+
+  const dataDir = path.resolve(str('DATA_DIR') ?? './data');
+  const databaseUrl = str('DATABASE_URL') ?? `sqlite:${path.join(dataDir, 'auth.db')}`;
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
+    problems.push(`DATABASE_URL must start with sqlite: or postgres:// (got "${databaseUrl.replace(/:[^:@/]*@/, ':***@')}")`);
+  }
+
+  const logLevel = (str('LOG_LEVEL') ?? (nodeEnv === 'test' ? 'silent' : 'info')) as Config['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const cookieSecureRaw = str('COOKIE_SECURE') ?? 'auto';
+  let cookieSecure: Config['cookieSecure'] = 'auto';
+  if (cookieSecureRaw !== 'auto') cookieSecure = bool('COOKIE_SECURE', false);
+
+  const rateStore = str('RATE_LIMIT_STORE') ?? 'memory';
+  if (rateStore !== 'memory' && rateStore !== 'redis') problems.push('RATE_LIMIT_STORE must be memory or redis');
+  const redisUrl = str('REDIS_URL');
+  if (rateStore === 'redis' && redisUrl === undefined) problems.push('REDIS_URL is required when RATE_LIMIT_STORE=redis');
+
+  const corsOrigins = (str('CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS entries must be origins like https://app.example (got "${origin}")`);
+  }
+
+  const config: Config = {
+    env: nodeEnv as Config['env'],
+    host: str('HOST') ?? '127.0.0.1',
+    port: int('PORT', 3000, 0, 65535),
+    jwtSecret,
+    jwtIssuer: str('JWT_ISSUER') ?? 'koa-jwt-auth-server',
+    jwtAudience: str('JWT_AUDIENCE') ?? 'koa-jwt-auth-server',
+    accessTokenTtl: int('ACCESS_TOKEN_TTL', 900, 1, 86_400),
+    refreshTokenTtl: int('REFRESH_TOKEN_TTL', 14 * 86_400, 60),
+    sessionMaxAge: int('SESSION_MAX_AGE', 30 * 86_400, 60),
+    clockSkew: int('CLOCK_SKEW', 30, 0, 300),
+    dataDir,
+    databaseUrl,
+    adminName,
+    adminPassword,
+    allowSignup: bool('ALLOW_SIGNUP', false),
+    argon2: {
+      // OWASP's minimum for argon2id: 19 MiB, t=2, p=1.
+      memoryCost: int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
+      timeCost: int('ARGON2_TIME_COST', 2, 2, 100),
+      parallelism: int('ARGON2_PARALLELISM', 1, 1, 16),
+    },
+    bodyLimit: int('BODY_LIMIT', 16 * 1024, 1024, 10 * 1024 * 1024),
+    trustProxy: bool('TRUST_PROXY', false),
+    corsOrigins,
+    cookieSecure,
+    rateLimit: {
+      store: rateStore as 'memory' | 'redis',
+      redisUrl,
+      ipPoints: int('LOGIN_RATE_IP', 50, 1),
+      namePoints: int('LOGIN_RATE_NAME', 10, 1),
+      window: int('LOGIN_RATE_WINDOW', 900, 1),
+    },
+    logLevel,
+    shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 100),
+    revocationPollInterval: int('REVOCATION_POLL_INTERVAL', 2_000, 100),
+  };
+  if (config.sessionMaxAge < config.refreshTokenTtl) problems.push('SESSION_MAX_AGE must be at least REFRESH_TOKEN_TTL');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

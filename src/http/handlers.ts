@@ -1,0 +1,143 @@
+import type { Context } from 'koa';
+import { AuthError } from '../errors';
+import type { AuthService, TokenPair } from '../services/auth';
+import type { LoginLimiter } from '../services/login-limiter';
+import { nameKey } from '../services/names';
+import type { Store } from '../store/store';
+import type { Handlers } from './handler-types';
+
+export const REFRESH_COOKIE = 'refresh_token';
+/** The cookie goes only to `POST /refresh`: logout finds its session from the access token. */
+export const REFRESH_COOKIE_PATH = '/refresh';
+
+export interface HandlerDeps {
+  auth: AuthService;
+  store: Store;
+  limiter: LoginLimiter;
+  allowSignup: boolean;
+  /** `auto`: `Secure` when the request came over HTTPS. */
+  cookieSecure: 'auto' | boolean;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The HTTP side of every operation: adapts ctx to the services and back, nothing more. */
+export function createHandlers(deps: HandlerDeps): Handlers {
+  const { auth, store, limiter } = deps;
+
+  const setRefreshCookie = (ctx: Context, value: string | null, maxAgeSeconds = 0) => {
+    const secure = deps.cookieSecure === 'auto' ? ctx.secure : deps.cookieSecure;
+    // Koa refuses to set a Secure cookie on a plain connection unless told the client is on
+    // HTTPS (behind a TLS-terminating proxy, with COOKIE_SECURE=true).
+    if (secure) ctx.cookies.secure = true;
+    ctx.cookies.set(REFRESH_COOKIE, value, {
+      httpOnly: true,
+      sameSite: 'strict',
+      secure,
+      path: REFRESH_COOKIE_PATH,
+      overwrite: true,
+      ...(value === null ? { expires: new Date(0) } : { maxAge: maxAgeSeconds * 1000 }),
+    });
+  };
+
+  const tokenReply = (ctx: Context, pair: TokenPair) => {
+    setRefreshCookie(ctx, pair.refreshToken, pair.refreshExpiresIn);
+    return {
+      status: 200 as const,
+      body: {
+        access_token: pair.accessToken,
+        token_type: 'Bearer' as const,
+        expires_in: pair.expiresIn,
+        refresh_token: pair.refreshToken,
+      },
+    };
+  };
+
+  return {
+    health: () => ({ status: 200, body: { status: 'ok' } }),
+
+    async ready() {
+      try {
+        await store.ping();
+      } catch (error) {
+        throw new AuthError('not_ready', 'The store does not answer.', { cause: error });
+      }
+      return { status: 200, body: { status: 'ok' } };
+    },
+
+    serverInfo: () => ({ status: 200, body: { signup_enabled: deps.allowSignup } }),
+
+    async login({ body, ctx }) {
+      const key = nameKey(body.name);
+      await limiter.check(ctx.ip, key);
+      let pair: TokenPair;
+      try {
+        pair = await auth.login(body.name, body.password, { userAgent: ctx.get('user-agent') || null });
+      } catch (error) {
+        if (error instanceof AuthError && error.code === 'invalid_credentials') await limiter.fail(ctx.ip, key);
+        throw error;
+      }
+      await limiter.succeed(ctx.ip, key);
+      return tokenReply(ctx, pair);
+    },
+
+    async refresh({ body, ctx }) {
+      const token = body.refresh_token ?? ctx.cookies.get(REFRESH_COOKIE);
+      if (!token) throw new AuthError('invalid_refresh_token', 'No refresh token was sent (cookie or body).');
+      try {
+        return tokenReply(ctx, await auth.refresh(token));
+      } catch (error) {
+        // A dead cookie is of no more use to the browser.
+        if (!body.refresh_token) setRefreshCookie(ctx, null);
+        throw error;
+      }
+    },
+
+    async logout({ auth: claims, ctx }) {
+      await auth.logout(claims.sid);
+      setRefreshCookie(ctx, null);
+      return { status: 204 };
+    },
+
+    getUser: ({ auth: claims }) => ({ status: 200, body: { id: claims.sub, name: claims.name, role: claims.role } }),
+
+    async changePassword({ auth: claims, body }) {
+      await auth.changePassword(claims.sub, body.current_password, body.new_password);
+      return { status: 204 };
+    },
+
+    async listUsers({ auth: claims }) {
+      if (claims.role !== 'admin') throw new AuthError('forbidden', 'Only admins may list users.');
+      const users = await auth.listUsers();
+      return {
+        status: 200,
+        body: users.map((u) => ({ id: u.id, name: u.name, role: u.role, disabled: u.disabled, created_at: iso(u.createdAt) })),
+      };
+    },
+
+    async signup({ body, ctx }) {
+      if (!deps.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
+      await limiter.hit(ctx.ip);
+      return { status: 201, body: await auth.signup(body.name, body.password) };
+    },
+
+    async listSessions({ auth: claims }) {
+      const sessions = await auth.listSessions(claims.sub);
+      return {
+        status: 200,
+        body: sessions.map((s) => ({
+          id: s.id,
+          created_at: iso(s.createdAt),
+          last_used_at: iso(s.lastUsedAt),
+          user_agent: s.userAgent,
+          current: s.id === claims.sid,
+        })),
+      };
+    },
+
+    async deleteSession({ auth: claims, params }) {
+      await auth.endSession(claims.sub, params.id);
+      return { status: 204 };
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Middleware } from 'koa';
+import compose from 'koa-compose';
+import mount from 'koa-mount';
+import serve from 'koa-static';
+
+export interface StaticMount {
+  /** URL prefix, such as `/vendor/bootstrap`; `/` for the pages themselves. */
+  prefix: string;
+  root: string;
+  /** Seconds browsers may cache these files. */
+  maxAge?: number;
+}
+
+/**
+ * Serves the pages and the front-end packages with koa-static, public to everyone. Only GET and
+ * HEAD requests whose path belongs to a mount are looked up on disk, so API requests such as
+ * `GET /user` never pay for a file-system look-up.
+ */
+export function staticFiles(mounts: StaticMount[]): Middleware {
+  const served: { test: (p: string) => boolean; handle: Middleware }[] = [];
+  for (const m of mounts) {
+    const middleware = serve(m.root, { extensions: ['html'], maxage: (m.maxAge ?? 0) * 1000, defer: false });
+    if (m.prefix === '/') {
+      // The pages: '/' and every top-level entry of the folder ('/login' for login.html,
+      // '/js/...' for the js folder).
+      const names = fs.readdirSync(m.root, { withFileTypes: true });
+      const exact = new Set(['/', ...names.filter((d) => d.isFile()).flatMap((d) => [`/${d.name}`, `/${d.name.replace(/\.html$/, '')}`])]);
+      const dirs = names.filter((d) => d.isDirectory()).map((d) => `/${d.name}/`);
+      served.push({ test: (p) => exact.has(p) || dirs.some((d) => p.startsWith(d)), handle: middleware });
+    } else {
+      const prefix = m.prefix.replace(/\/$/, '');
+      served.push({ test: (p) => p.startsWith(`${prefix}/`), handle: mount(prefix, middleware) as Middleware });
+    }
+  }
+  return function staticRoute(ctx, next) {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    const chain = served.filter((s) => s.test(ctx.path)).map((s) => s.handle);
+    if (chain.length === 0) return next();
+    return compose(chain)(ctx, next);
+  };
+}
+
+/** Where an npm package's files are, for mounting. */
+export function packageDir(name: string, ...sub: string[]): string {
+  return path.join(path.dirname(require.resolve(`${name}/package.json`)), ...sub);
+}

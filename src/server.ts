@@ -1,0 +1,86 @@
+import type { Server } from 'node:http';
+import dotenv from 'dotenv';
+import { Redis } from 'ioredis';
+import { createApp } from './app';
+import { ensureAdmin, resolveSecret } from './bootstrap';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './http/request-log';
+import { createLoginLimiter } from './services/login-limiter';
+import { createPasswords } from './services/passwords';
+import { openStore } from './store/open-store';
+
+/** Runs the server: the one place that reads process.env, opens the store and listens. */
+async function main(): Promise<void> {
+  dotenv.config({ quiet: true });
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  config = resolveSecret(config, logger);
+  const store = await openStore(config.databaseUrl);
+  let redis: Redis | undefined;
+  if (config.rateLimit.store === 'redis') {
+    redis = new Redis(config.rateLimit.redisUrl as string, { enableOfflineQueue: false, lazyConnect: false });
+  }
+  const passwords = await createPasswords(config.argon2);
+  const app = createApp({ config, store, passwords, logger, limiter: createLoginLimiter(config.rateLimit, redis) });
+  const { auth, revocations } = app.services;
+  await ensureAdmin(config, store, auth, logger, (line) => process.stdout.write(line));
+  await revocations.sync();
+  revocations.start(config.revocationPollInterval, (err) => logger.error({ err }, 'revocation sync failed'));
+  const prune = setInterval(() => {
+    store.pruneSessions(Date.now() - 86_400_000).catch((err) => logger.error({ err }, 'session pruning failed'));
+  }, 3_600_000);
+  prune.unref();
+
+  const server: Server = app.listen(config.port, config.host);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ host: config.host, port }, `listening on http://${config.host}:${port}`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    const force = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeout }, 'requests still in flight at the shutdown bound; exiting');
+      process.exit(1);
+    }, config.shutdownTimeout);
+    force.unref();
+    revocations.stop();
+    clearInterval(prune);
+    server.close(async () => {
+      try {
+        await store.close();
+        redis?.disconnect();
+        logger.info('stopped');
+        process.exit(0);
+      } catch (err) {
+        logger.error({ err }, 'error while closing the store');
+        process.exit(1);
+      }
+    });
+    // Idle keep-alive connections would hold server.close() open until they time out.
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`Start-up failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,214 @@
+import type { Clock } from '../clock';
+import { AuthError } from '../errors';
+import type { Role, SessionRecord, Store, UserRecord } from '../store/store';
+import type { Logger } from './logger';
+import { checkName, nameKey } from './names';
+import { checkPasswordPolicy, type Passwords } from './passwords';
+import type { RevocationList } from './revocations';
+import { hashToken, randomId, randomToken, type Tokens } from './tokens';
+
+export interface AuthSettings {
+  allowSignup: boolean;
+  /** Seconds a refresh token lives unused. */
+  refreshTokenTtl: number;
+  /** Seconds a session lives at most. */
+  sessionMaxAge: number;
+  /**
+   * Milliseconds within which a second use of a refresh token counts as a concurrent request
+   * (two tabs refreshing at once) and is refused without ending the session.
+   */
+  refreshReuseGraceMs: number;
+}
+
+export interface TokenPair {
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+  /** Seconds until the refresh token expires, for the cookie's Max-Age. */
+  refreshExpiresIn: number;
+  sessionId: string;
+}
+
+export interface PublicUser {
+  id: string;
+  name: string;
+  role: Role;
+}
+
+export interface SessionMeta {
+  userAgent: string | null;
+}
+
+export interface AuthService {
+  login(name: string, password: string, meta: SessionMeta): Promise<TokenPair>;
+  refresh(refreshToken: string): Promise<TokenPair>;
+  logout(sessionId: string): Promise<void>;
+  listSessions(userId: string): Promise<SessionRecord[]>;
+  endSession(userId: string, sessionId: string): Promise<void>;
+  changePassword(userId: string, current: string, next: string): Promise<void>;
+  signup(name: string, password: string): Promise<PublicUser>;
+  listUsers(): Promise<UserRecord[]>;
+  /** Creates a user (CLI, first start); checks name and password policy. */
+  addUser(name: string, password: string, role: Role): Promise<PublicUser>;
+  /** Looks a user up by name as compared (case and Unicode form ignored). */
+  findUser(name: string): Promise<UserRecord | undefined>;
+  setPassword(name: string, password: string): Promise<void>;
+  setDisabled(name: string, disabled: boolean): Promise<void>;
+  deleteUser(name: string): Promise<void>;
+}
+
+export interface AuthDeps {
+  store: Store;
+  tokens: Tokens;
+  passwords: Passwords;
+  revocations: RevocationList;
+  clock: Clock;
+  logger: Logger;
+  settings: AuthSettings;
+}
+
+const invalidCredentials = () => new AuthError('invalid_credentials', 'The name or the password is wrong.');
+const invalidRefresh = () => new AuthError('invalid_refresh_token', 'The refresh token is invalid, expired or revoked.');
+
+export const toPublicUser = (u: { id: string; name: string; role: Role }): PublicUser => ({ id: u.id, name: u.name, role: u.role });
+
+export function createAuthService(deps: AuthDeps): AuthService {
+  const { store, tokens, passwords, revocations, clock, logger, settings } = deps;
+
+  const issue = (user: PublicUser, session: { id: string; expiresAt: number }, refreshToken: string, refreshExpiresAt: number): TokenPair => {
+    const access = tokens.signAccess(user, session.id, session.expiresAt);
+    return {
+      accessToken: access.token,
+      expiresIn: access.expiresIn,
+      refreshToken,
+      refreshExpiresIn: Math.max(1, Math.floor((refreshExpiresAt - clock.now()) / 1000)),
+      sessionId: session.id,
+    };
+  };
+
+  const revokeAll = async (userId: string, reason: string) => {
+    const now = clock.now();
+    for (const id of await store.revokeUserSessions(userId, reason, now)) revocations.add(id, now);
+  };
+
+  const mustFind = async (name: string) => {
+    const user = await store.findUserByNameKey(nameKey(name));
+    if (!user) throw new AuthError('user_not_found', `No user is named "${name}".`);
+    return user;
+  };
+
+  return {
+    async login(name, password, meta) {
+      const user = await store.findUserByNameKey(nameKey(name));
+      if (!user) {
+        // Same cost as a wrong password, so timing does not tell which names exist.
+        await passwords.verifyDummy(password);
+        throw invalidCredentials();
+      }
+      const ok = await passwords.verify(user.passwordHash, password);
+      if (!ok || user.disabled) throw invalidCredentials();
+      const now = clock.now();
+      if (passwords.needsRehash(user.passwordHash)) {
+        await store.setPasswordHash(user.id, await passwords.hash(password), now);
+      }
+      const session = { id: randomId(), expiresAt: now + settings.sessionMaxAge * 1000 };
+      const refreshToken = randomToken();
+      const refreshExpiresAt = Math.min(now + settings.refreshTokenTtl * 1000, session.expiresAt);
+      await store.createSession(
+        { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent: meta.userAgent?.slice(0, 512) ?? null },
+        { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
+      );
+      logger.info({ event: 'login', userId: user.id, sessionId: session.id }, 'user logged in');
+      return issue(user, session, refreshToken, refreshExpiresAt);
+    },
+
+    async refresh(refreshToken) {
+      const now = clock.now();
+      const next = randomToken();
+      // The new token's expiry is capped by the session's below, once the session is known.
+      const provisional = now + settings.refreshTokenTtl * 1000;
+      const result = await store.rotateRefreshToken(hashToken(refreshToken), { tokenHash: hashToken(next), parentHash: null, expiresAt: provisional }, now);
+      if (result.outcome === 'invalid') throw invalidRefresh();
+      if (result.outcome === 'reused') {
+        if (now - result.usedAt <= settings.refreshReuseGraceMs) {
+          logger.warn({ event: 'refresh_token_race', sessionId: result.sessionId }, 'refresh token used twice at once; the later request was refused');
+          throw invalidRefresh();
+        }
+        // RFC 9700 §4.14.2: a replayed refresh token means it leaked; end its whole family.
+        if (await store.revokeSession(result.sessionId, 'refresh_token_reused', now)) revocations.add(result.sessionId, now);
+        logger.warn({ event: 'refresh_token_reused', security: true, sessionId: result.sessionId }, 'refresh token replayed: session revoked');
+        throw new AuthError('refresh_token_reused', 'The refresh token was already used; the session has been ended.');
+      }
+      const expiresAt = Math.min(provisional, result.session.expiresAt);
+      return issue(toPublicUser(result.user), result.session, next, expiresAt);
+    },
+
+    async logout(sessionId) {
+      const now = clock.now();
+      if (await store.revokeSession(sessionId, 'logout', now)) revocations.add(sessionId, now);
+    },
+
+    listSessions: (userId) => store.listActiveSessions(userId, clock.now()),
+
+    async endSession(userId, sessionId) {
+      const session = await store.findSession(sessionId);
+      if (!session || session.userId !== userId || session.revokedAt !== null || session.expiresAt <= clock.now()) {
+        throw new AuthError('session_not_found', 'No such active session.');
+      }
+      const now = clock.now();
+      if (await store.revokeSession(sessionId, 'ended_by_user', now)) revocations.add(sessionId, now);
+    },
+
+    async changePassword(userId, current, next) {
+      const user = await store.findUserById(userId);
+      if (!user || user.disabled) throw new AuthError('invalid_token', 'The account is gone or disabled.');
+      if (!(await passwords.verify(user.passwordHash, current))) {
+        throw new AuthError('invalid_current_password', 'The current password is wrong.', {
+          errors: [{ pointer: '/body/current_password', message: 'is wrong' }],
+        });
+      }
+      checkPasswordPolicy(next, '/body/new_password');
+      await store.setPasswordHash(user.id, await passwords.hash(next), clock.now());
+      await revokeAll(user.id, 'password_changed');
+      logger.info({ event: 'password_changed', userId: user.id }, 'password changed; sessions ended');
+    },
+
+    async signup(name, password) {
+      if (!settings.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
+      const user = await this.addUser(name, password, 'user');
+      logger.info({ event: 'signup', userId: user.id }, 'user signed up');
+      return user;
+    },
+
+    listUsers: () => store.listUsers(),
+
+    async addUser(name, password, role) {
+      checkName(name, '/body/name');
+      checkPasswordPolicy(password, '/body/password');
+      const passwordHash = await passwords.hash(password);
+      const user = await store.createUser({ id: randomId(), name, nameKey: nameKey(name), passwordHash, role, now: clock.now() });
+      return toPublicUser(user);
+    },
+
+    findUser: (name) => store.findUserByNameKey(nameKey(name)),
+
+    async setPassword(name, password) {
+      const user = await mustFind(name);
+      checkPasswordPolicy(password);
+      await store.setPasswordHash(user.id, await passwords.hash(password), clock.now());
+      await revokeAll(user.id, 'password_reset');
+    },
+
+    async setDisabled(name, disabled) {
+      const user = await mustFind(name);
+      await store.setDisabled(user.id, disabled, clock.now());
+      if (disabled) await revokeAll(user.id, 'user_disabled');
+    },
+
+    async deleteUser(name) {
+      const user = await mustFind(name);
+      await revokeAll(user.id, 'user_deleted');
+      await store.deleteUser(user.id);
+    },
+  };
+}

@@ -1,0 +1,6 @@
+/** The slice of a pino logger the services use; tests can pass a recording one. */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}

@@ -1,0 +1,43 @@
+import type { Generated } from 'kysely';
+
+/** Timestamps are milliseconds since the epoch; flags are 0/1, so SQLite and PostgreSQL agree. */
+export interface UsersTable {
+  id: string;
+  name: string;
+  /** The name as compared: Unicode NFKC, case-folded. Unique. */
+  name_key: string;
+  password_hash: string;
+  role: 'user' | 'admin';
+  disabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: number;
+  last_used_at: number;
+  /** The absolute end of the session, however often it is refreshed. */
+  expires_at: number;
+  user_agent: string | null;
+  revoked_at: number | null;
+  revoke_reason: string | null;
+}
+
+export interface RefreshTokensTable {
+  /** SHA-256 of the token, hex: the token itself is never stored. */
+  token_hash: string;
+  session_id: string;
+  parent_hash: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  schema_info?: { id: Generated<number> };
+}
