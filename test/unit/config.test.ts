@@ -1,0 +1,61 @@
+import { ConfigError, loadConfig } from '../../src/config';
+
+const SECRET = 'x'.repeat(32);
+
+describe('loadConfig', () => {
+  test('when nothing is set outside production, then the documented defaults apply and no secret is invented', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      env: 'development',
+      host: '127.0.0.1',
+      port: 3000,
+      jwtSecret: undefined,
+      adminName: 'admin',
+      adminPassword: undefined,
+      accessTokenTtl: 900,
+      refreshTokenTtl: 14 * 86_400,
+      allowSignup: false,
+      bodyLimit: 16 * 1024,
+      trustProxy: false,
+      corsOrigins: [],
+      argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1 },
+    });
+    expect(c.databaseUrl).toMatch(/^sqlite:.*auth\.db$/);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  test.each([
+    ['production without a secret', { NODE_ENV: 'production' }, /JWT_SECRET is required/],
+    ['a secret shorter than 32 bytes', { JWT_SECRET: 'short' }, /JWT_SECRET must be at least 32 bytes/],
+    ['a secret of 31 bytes in production', { NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(31) }, /JWT_SECRET must be at least 32 bytes/],
+    ['a port that is not a number', { PORT: 'eighty' }, /PORT must be a whole number/],
+    ['an access TTL of 0', { ACCESS_TOKEN_TTL: '0' }, /ACCESS_TOKEN_TTL/],
+    ['argon2 memory under the OWASP minimum', { ARGON2_MEMORY_KIB: '1024' }, /ARGON2_MEMORY_KIB/],
+    ['a boolean that is not one', { ALLOW_SIGNUP: 'maybe' }, /ALLOW_SIGNUP must be true or false/],
+    ['an unknown database', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must start with/],
+    ['a CORS entry that is not an origin', { CORS_ORIGINS: 'https://ok.example,not an origin' }, /CORS_ORIGINS/],
+    ['Redis limits without REDIS_URL', { RATE_LIMIT_STORE: 'redis' }, /REDIS_URL is required/],
+    ['a short admin password', { ADMIN_PASSWORD: 'short' }, /ADMIN_PASSWORD must be at least 8 characters/],
+  ])('when given %s, then it refuses, naming the key', (_name, env, want) => {
+    expect(() => loadConfig(env)).toThrow(want);
+  });
+
+  test('when several keys are wrong, then one error lists them all', () => {
+    try {
+      loadConfig({ NODE_ENV: 'production', PORT: '-1', LOG_LEVEL: 'loud' });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems.join('\n');
+      expect(problems).toMatch(/JWT_SECRET/);
+      expect(problems).toMatch(/PORT/);
+      expect(problems).toMatch(/LOG_LEVEL/);
+    }
+  });
+
+  test('when production has a long enough secret, then it starts with it and without an admin password', () => {
+    const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET });
+    expect(c.jwtSecret).toBe(SECRET);
+    expect(c.adminPassword).toBeUndefined();
+  });
+});
