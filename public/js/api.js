@@ -1,0 +1,121 @@
+// Shared by the pages: JSON requests to the API and RFC 9457 problem documents as errors.
+
+/** A failed API call; `problem` is the server's problem document (or one made up for it). */
+export class ApiError extends Error {
+  constructor(problem, retryAfter) {
+    super(problem.detail || problem.title);
+    this.name = 'ApiError';
+    this.problem = problem;
+    this.status = problem.status;
+    this.code = problem.code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function readProblem(res) {
+  const fallback = {
+    type: 'about:blank',
+    title: res.statusText || 'Error',
+    status: res.status,
+    detail: `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}.`,
+  };
+  const type = res.headers.get('content-type') || '';
+  if (!type.includes('json')) return fallback;
+  try {
+    const body = await res.json();
+    if (body === null || typeof body !== 'object') return fallback;
+    return { ...fallback, ...body, detail: typeof body.detail === 'string' && body.detail ? body.detail : body.title || fallback.detail };
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * Sends one JSON request to this origin and returns the parsed body (null for 204).
+ * Throws an ApiError carrying the problem document on any non-2xx answer or network failure.
+ */
+export async function api(method, path, { body, token } = {}) {
+  const headers = { Accept: 'application/json, application/problem+json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      // The refresh cookie is same-origin and Path=/refresh; nothing here is cross-site.
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError({
+      type: 'about:blank',
+      title: 'Network error',
+      status: 0,
+      code: 'network_error',
+      detail: 'The server could not be reached. Check the connection and try again.',
+    });
+  }
+  if (res.ok) return res.status === 204 ? null : res.json();
+  const retryAfter = Number.parseInt(res.headers.get('retry-after') || '', 10);
+  throw new ApiError(await readProblem(res), Number.isFinite(retryAfter) ? retryAfter : undefined);
+}
+
+/** Puts a message into an alert element and shows it; textContent only, never HTML. */
+export function showAlert(el, message, kind = 'danger') {
+  el.className = `alert alert-${kind}`;
+  el.textContent = message;
+  el.hidden = false;
+}
+
+export function hideAlert(el) {
+  el.hidden = true;
+  el.textContent = '';
+}
+
+/**
+ * Marks the form's fields named by the problem's `errors` (JSON Pointers such as /body/name)
+ * invalid and puts each message under its field. Returns whether any field was marked.
+ */
+export function showFieldErrors(form, errors) {
+  let marked = false;
+  for (const { pointer, message } of Array.isArray(errors) ? errors : []) {
+    const field = typeof pointer === 'string' ? pointer.replace(/^\/body\//, '').split('/')[0] : '';
+    const input = field && form.elements.namedItem(field);
+    if (!(input instanceof HTMLInputElement)) continue;
+    setFieldError(input, message);
+    marked = true;
+  }
+  return marked;
+}
+
+/** Marks one input invalid with a message in its .invalid-feedback element. */
+export function setFieldError(input, message) {
+  input.classList.add('is-invalid');
+  input.setAttribute('aria-invalid', 'true');
+  const feedback = document.getElementById(`${input.id}-feedback`);
+  if (feedback) feedback.textContent = message;
+}
+
+export function clearFieldErrors(form) {
+  for (const input of form.querySelectorAll('.is-invalid')) {
+    input.classList.remove('is-invalid');
+    input.removeAttribute('aria-invalid');
+  }
+  for (const feedback of form.querySelectorAll('.invalid-feedback')) feedback.textContent = '';
+}
+
+/** Disables a form's submit button and shows its spinner while `work` runs. */
+export async function busy(form, work) {
+  const button = form.querySelector('button[type="submit"]');
+  const spinner = button && button.querySelector('.spinner-border');
+  if (button) button.disabled = true;
+  if (spinner) spinner.hidden = false;
+  try {
+    return await work();
+  } finally {
+    if (button) button.disabled = false;
+    if (spinner) spinner.hidden = true;
+  }
+}

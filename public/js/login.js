@@ -1,0 +1,51 @@
+// The login page: posts the name and password as JSON and goes home. The tokens in the answer
+// are dropped on purpose: the httpOnly refresh cookie the server set is all the home page needs.
+import { api, busy, clearFieldErrors, hideAlert, setFieldError, showAlert, showFieldErrors } from './api.js';
+
+const form = document.getElementById('login-form');
+const errorBox = document.getElementById('login-error');
+
+async function showSignupLink() {
+  try {
+    const info = await api('GET', '/info');
+    document.getElementById('signup-prompt').hidden = info.signup_enabled !== true;
+  } catch {
+    // Without /info the link stays hidden: logging in still works.
+  }
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  hideAlert(errorBox);
+  clearFieldErrors(form);
+  const name = form.elements.namedItem('name');
+  const password = form.elements.namedItem('password');
+  // Names and passwords go as typed: the server never trims or alters a password.
+  let missing = false;
+  if (name.value === '') {
+    setFieldError(name, 'Enter your name.');
+    missing = true;
+  }
+  if (password.value === '') {
+    setFieldError(password, 'Enter your password.');
+    missing = true;
+  }
+  if (missing) {
+    form.querySelector('.is-invalid').focus();
+    return;
+  }
+  busy(form, async () => {
+    try {
+      await api('POST', '/login', { body: { name: name.value, password: password.value } });
+    } catch (error) {
+      showFieldErrors(form, error.problem && error.problem.errors);
+      showAlert(errorBox, error.message);
+      password.value = '';
+      password.focus();
+      return;
+    }
+    window.location.assign('/');
+  });
+});
+
+showSignupLink();
