@@ -59,12 +59,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const MIN_SECRET_BYTES = 32;
 
-/**
- * Parses every key of `env`, collects every problem into one {@link ConfigError}, and returns a
- * frozen config. Pure: reads nothing but its argument. No secret has a fallback value.
- */
-export function loadConfig(env: Env): Config {
-  const problems: string[] = [];
+/** Readers of `env` keys that push what is wrong to `problems` and return the fallback. */
+function envReader(env: Env, problems: string[]) {
   const str = (key: string): string | undefined => {
     const v = env[key];
     return v === undefined || v === '' ? undefined : v;
@@ -87,6 +83,37 @@ export function loadConfig(env: Env): Config {
     problems.push(`${key} must be true or false (got "${raw}")`);
     return fallback;
   };
+  return { str, int, bool };
+}
+
+type EnvReader = ReturnType<typeof envReader>;
+
+function readDatabase({ str }: EnvReader, problems: string[]): Pick<Config, 'dataDir' | 'databaseUrl'> {
+  const dataDir = path.resolve(str('DATA_DIR') ?? './data');
+  const databaseUrl = str('DATABASE_URL') ?? `sqlite:${path.join(dataDir, 'auth.db')}`;
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
+    problems.push(`DATABASE_URL must start with sqlite: or postgres:// (got "${databaseUrl.replace(/:[^:@/]*@/, ':***@')}")`);
+  }
+  return { dataDir, databaseUrl };
+}
+
+function readArgon2({ int }: EnvReader): Config['argon2'] {
+  return {
+    // OWASP's minimum for argon2id: 19 MiB, t=2, p=1.
+    memoryCost: int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
+    timeCost: int('ARGON2_TIME_COST', 2, 2, 100),
+    parallelism: int('ARGON2_PARALLELISM', 1, 1, 16),
+  };
+}
+
+/**
+ * Parses every key of `env`, collects every problem into one {@link ConfigError}, and returns a
+ * frozen config. Pure: reads nothing but its argument. No secret has a fallback value.
+ */
+export function loadConfig(env: Env): Config {
+  const problems: string[] = [];
+  const reader = envReader(env, problems);
+  const { str, int, bool } = reader;
 
   const nodeEnv = str('NODE_ENV') ?? 'development';
   if (!['production', 'development', 'test'].includes(nodeEnv)) {
@@ -108,11 +135,7 @@ export function loadConfig(env: Env): Config {
     problems.push('ADMIN_PASSWORD must be at least 8 characters and at most 1024 bytes');
   }
 
-  const dataDir = path.resolve(str('DATA_DIR') ?? './data');
-  const databaseUrl = str('DATABASE_URL') ?? `sqlite:${path.join(dataDir, 'auth.db')}`;
-  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
-    problems.push(`DATABASE_URL must start with sqlite: or postgres:// (got "${databaseUrl.replace(/:[^:@/]*@/, ':***@')}")`);
-  }
+  const { dataDir, databaseUrl } = readDatabase(reader, problems);
 
   const logLevel = (str('LOG_LEVEL') ?? (nodeEnv === 'test' ? 'silent' : 'info')) as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
@@ -150,12 +173,7 @@ export function loadConfig(env: Env): Config {
     adminName,
     adminPassword,
     allowSignup: bool('ALLOW_SIGNUP', false),
-    argon2: {
-      // OWASP's minimum for argon2id: 19 MiB, t=2, p=1.
-      memoryCost: int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
-      timeCost: int('ARGON2_TIME_COST', 2, 2, 100),
-      parallelism: int('ARGON2_PARALLELISM', 1, 1, 16),
-    },
+    argon2: readArgon2(reader),
     bodyLimit: int('BODY_LIMIT', 16 * 1024, 1024, 10 * 1024 * 1024),
     trustProxy: bool('TRUST_PROXY', false),
     corsOrigins,
@@ -172,6 +190,26 @@ export function loadConfig(env: Env): Config {
     revocationPollInterval: int('REVOCATION_POLL_INTERVAL', 2_000, 100),
   };
   if (config.sessionMaxAge < config.refreshTokenTtl) problems.push('SESSION_MAX_AGE must be at least REFRESH_TOKEN_TTL');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+/** What tools that manage accounts (the users CLI) need: the store and the hash cost. */
+export interface StoreConfig {
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  readonly argon2: Config['argon2'];
+}
+
+/**
+ * Parses only `DATA_DIR`, `DATABASE_URL` and `ARGON2_*`, exactly as {@link loadConfig} does, for
+ * tools that sign no tokens: they must run where the server's `JWT_SECRET` is not at hand.
+ * Throws a {@link ConfigError} listing every problem with those keys.
+ */
+export function loadStoreConfig(env: Env): StoreConfig {
+  const problems: string[] = [];
+  const reader = envReader(env, problems);
+  const config: StoreConfig = { ...readDatabase(reader, problems), argon2: Object.freeze(readArgon2(reader)) };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -1,11 +1,14 @@
 import type { Clock } from '../clock';
 import { AuthError } from '../errors';
-import type { Role, SessionRecord, Store, UserRecord } from '../store/store';
+import type { SessionRecord, Store } from '../store/store';
 import type { Logger } from './logger';
-import { checkName, nameKey } from './names';
+import { nameKey } from './names';
 import { checkPasswordPolicy, type Passwords } from './passwords';
 import type { RevocationList } from './revocations';
 import { hashToken, randomId, randomToken, type Tokens } from './tokens';
+import { createUserAdmin, type PublicUser, toPublicUser, type UserAdmin } from './users';
+
+export { type PublicUser, toPublicUser } from './users';
 
 export interface AuthSettings {
   allowSignup: boolean;
@@ -29,17 +32,12 @@ export interface TokenPair {
   sessionId: string;
 }
 
-export interface PublicUser {
-  id: string;
-  name: string;
-  role: Role;
-}
-
 export interface SessionMeta {
   userAgent: string | null;
 }
 
-export interface AuthService {
+/** Logging in and sessions, plus the account verbs of {@link UserAdmin}, which it delegates to. */
+export interface AuthService extends UserAdmin {
   login(name: string, password: string, meta: SessionMeta): Promise<TokenPair>;
   refresh(refreshToken: string): Promise<TokenPair>;
   logout(sessionId: string): Promise<void>;
@@ -47,14 +45,6 @@ export interface AuthService {
   endSession(userId: string, sessionId: string): Promise<void>;
   changePassword(userId: string, current: string, next: string): Promise<void>;
   signup(name: string, password: string): Promise<PublicUser>;
-  listUsers(): Promise<UserRecord[]>;
-  /** Creates a user (CLI, first start); checks name and password policy. */
-  addUser(name: string, password: string, role: Role): Promise<PublicUser>;
-  /** Looks a user up by name as compared (case and Unicode form ignored). */
-  findUser(name: string): Promise<UserRecord | undefined>;
-  setPassword(name: string, password: string): Promise<void>;
-  setDisabled(name: string, disabled: boolean): Promise<void>;
-  deleteUser(name: string): Promise<void>;
 }
 
 export interface AuthDeps {
@@ -70,10 +60,9 @@ export interface AuthDeps {
 const invalidCredentials = () => new AuthError('invalid_credentials', 'The name or the password is wrong.');
 const invalidRefresh = () => new AuthError('invalid_refresh_token', 'The refresh token is invalid, expired or revoked.');
 
-export const toPublicUser = (u: { id: string; name: string; role: Role }): PublicUser => ({ id: u.id, name: u.name, role: u.role });
-
 export function createAuthService(deps: AuthDeps): AuthService {
   const { store, tokens, passwords, revocations, clock, logger, settings } = deps;
+  const users = createUserAdmin({ store, passwords, clock, revocations });
 
   const issue = (user: PublicUser, session: { id: string; expiresAt: number }, refreshToken: string, refreshExpiresAt: number): TokenPair => {
     const access = tokens.signAccess(user, session.id, session.expiresAt);
@@ -91,13 +80,9 @@ export function createAuthService(deps: AuthDeps): AuthService {
     for (const id of await store.revokeUserSessions(userId, reason, now)) revocations.add(id, now);
   };
 
-  const mustFind = async (name: string) => {
-    const user = await store.findUserByNameKey(nameKey(name));
-    if (!user) throw new AuthError('user_not_found', `No user is named "${name}".`);
-    return user;
-  };
-
   return {
+    ...users,
+
     async login(name, password, meta) {
       const user = await store.findUserByNameKey(nameKey(name));
       if (!user) {
@@ -175,40 +160,9 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
     async signup(name, password) {
       if (!settings.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
-      const user = await this.addUser(name, password, 'user');
+      const user = await users.addUser(name, password, 'user');
       logger.info({ event: 'signup', userId: user.id }, 'user signed up');
       return user;
-    },
-
-    listUsers: () => store.listUsers(),
-
-    async addUser(name, password, role) {
-      checkName(name, '/body/name');
-      checkPasswordPolicy(password, '/body/password');
-      const passwordHash = await passwords.hash(password);
-      const user = await store.createUser({ id: randomId(), name, nameKey: nameKey(name), passwordHash, role, now: clock.now() });
-      return toPublicUser(user);
-    },
-
-    findUser: (name) => store.findUserByNameKey(nameKey(name)),
-
-    async setPassword(name, password) {
-      const user = await mustFind(name);
-      checkPasswordPolicy(password);
-      await store.setPasswordHash(user.id, await passwords.hash(password), clock.now());
-      await revokeAll(user.id, 'password_reset');
-    },
-
-    async setDisabled(name, disabled) {
-      const user = await mustFind(name);
-      await store.setDisabled(user.id, disabled, clock.now());
-      if (disabled) await revokeAll(user.id, 'user_disabled');
-    },
-
-    async deleteUser(name) {
-      const user = await mustFind(name);
-      await revokeAll(user.id, 'user_deleted');
-      await store.deleteUser(user.id);
     },
   };
 }
