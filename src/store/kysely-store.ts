@@ -155,6 +155,18 @@ export function createKyselyStore(db: Kysely<Database>): Store {
         }
         const user = await trx.selectFrom('users').selectAll().where('id', '=', session.user_id).executeTakeFirst();
         if (!user || Number(user.disabled) === 1) return { outcome: 'invalid' };
+        // Guarded and before any write: a revocation (logout, password change) that commits while
+        // this runs wins. Under PostgreSQL the update waits for the revoker's row lock and then
+        // re-checks revoked_at; unguarded, a refresh racing a logout answered with fresh tokens
+        // of a session that had just ended. (SQLite runs transactions one at a time.)
+        const touched = await trx
+          .updateTable('sessions')
+          .set({ last_used_at: now })
+          .where('id', '=', session.id)
+          .where('revoked_at', 'is', null)
+          .where('expires_at', '>', now)
+          .executeTakeFirst();
+        if (Number(touched.numUpdatedRows) !== 1) return { outcome: 'invalid' };
         // The guard on used_at makes the claim atomic: under PostgreSQL a concurrent claim waits
         // for the row lock and then updates nothing; under SQLite transactions are serialised.
         const claimed = await trx
@@ -175,7 +187,6 @@ export function createKyselyStore(db: Kysely<Database>): Store {
             used_at: null,
           })
           .execute();
-        await trx.updateTable('sessions').set({ last_used_at: now }).where('id', '=', session.id).execute();
         return { outcome: 'rotated', session: { ...toSession(session), lastUsedAt: now }, user: toUser(user) };
       });
     },

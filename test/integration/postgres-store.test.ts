@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import pg from 'pg';
+import type { Response } from 'supertest';
+import { fixedClock } from '../../src/clock';
+import { hashToken } from '../../src/services/tokens';
+import { openStore } from '../../src/store/open-store';
+import type { Store } from '../../src/store/store';
+import { expectContract } from '../support/contract-check';
+import { makeApp, type TestApp } from '../support/make-app';
+import { createTestDatabase } from '../support/postgres';
+import { postgresUp } from '../support/services';
+
+const describePg = postgresUp() ? describe : describe.skip;
+
+describePg('the store over PostgreSQL', () => {
+  let database: string;
+  let drop: () => Promise<void>;
+  let url: string;
+  let store: Store;
+  /** A raw connection to the test database, to look at rows as an operator would. */
+  let raw: pg.Client;
+  let counter = 0;
+
+  beforeAll(async () => {
+    ({ url, drop } = await createTestDatabase());
+    database = new URL(url).pathname.slice(1);
+    store = await openStore(url);
+    raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+  });
+
+  afterAll(async () => {
+    await raw?.end();
+    await store?.close();
+    await drop();
+  });
+
+  /** An app over the shared PostgreSQL store; not closed per test, the store is closed once. */
+  const app = (env: Record<string, string> = {}, clock = fixedClock(Date.now())) => makeApp(env, { store, clock });
+  const freshUser = async (t: TestApp) => {
+    counter += 1;
+    return t.makeUser({ name: `pg-user-${counter}` });
+  };
+  const refresh = async (t: TestApp, token: string): Promise<Response> =>
+    expectContract(await t.http().post('/refresh').send({ refresh_token: token }), 'POST', '/refresh');
+  const getUser = async (t: TestApp, access: string): Promise<Response> =>
+    expectContract(await t.http().get('/user').set('Authorization', `Bearer ${access}`), 'GET', '/user');
+
+  test('when opened on an empty database, then the schema is migrated and the timestamps come back as numbers', async () => {
+    const t = await app();
+    const u = await freshUser(t);
+    const s = await t.login(u.name, u.password);
+    const sid = (jwt.decode(s.access) as jwt.JwtPayload)['sid'];
+    const session = await store.findSession(sid);
+    expect(session).toEqual({ id: sid, userId: u.id, createdAt: t.clock.now(), lastUsedAt: t.clock.now(), expiresAt: t.clock.now() + t.config.sessionMaxAge * 1000, userAgent: null, revokedAt: null });
+    const tables = await raw.query("select table_name from information_schema.tables where table_schema = 'public' order by table_name");
+    expect(tables.rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(['refresh_tokens', 'sessions', 'users']));
+  });
+
+  test('when a user logs in, then PostgreSQL holds the refresh token only as its SHA-256', async () => {
+    const t = await app();
+    const u = await freshUser(t);
+    const s = await t.login(u.name, u.password);
+    const sid = (jwt.decode(s.access) as jwt.JwtPayload)['sid'];
+    const rows = await raw.query('select * from refresh_tokens where session_id = $1', [sid]);
+    expect(rows.rows.map((r) => r.token_hash)).toEqual([createHash('sha256').update(s.refresh).digest('hex')]);
+    expect(hashToken(s.refresh)).toBe(rows.rows[0].token_hash);
+    expect(JSON.stringify(rows.rows)).not.toContain(s.refresh);
+  });
+
+  test('when two refreshes with the same token race, then exactly one succeeds, the other gets invalid_refresh_token, and the winner goes on', async () => {
+    const t = await app();
+    const u = await freshUser(t);
+    let { refresh: token } = await t.login(u.name, u.password);
+    for (let round = 0; round < 10; round += 1) {
+      const results = await Promise.all([refresh(t, token), refresh(t, token)]);
+      const ok = results.filter((r) => r.status === 200);
+      const refused = results.filter((r) => r.status !== 200);
+      expect([round, ok.length, refused.length]).toEqual([round, 1, 1]);
+      expect([(refused[0] as Response).status, (refused[0] as Response).body.code]).toEqual([401, 'invalid_refresh_token']);
+      token = (ok[0] as Response).body.refresh_token;
+      expect((await getUser(t, (ok[0] as Response).body.access_token)).status).toBe(200);
+    }
+    expect((await refresh(t, token)).status).toBe(200);
+    expect(t.logs.lines().filter((l) => l['event'] === 'refresh_token_reused')).toEqual([]);
+  });
+
+  test('when eight rotations of the same token run at once on separate connections, then exactly one rotates', async () => {
+    const t = await app();
+    const u = await freshUser(t);
+    const s = await t.login(u.name, u.password);
+    const now = t.clock.now();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => store.rotateRefreshToken(hashToken(s.refresh), { tokenHash: hashToken(`next-${i}-${s.refresh}`), parentHash: null, expiresAt: now + 60_000 }, now)),
+    );
+    expect(results.filter((r) => r.outcome === 'rotated')).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'reused')).toHaveLength(7);
+    const sid = (jwt.decode(s.access) as jwt.JwtPayload)['sid'];
+    const rows = await raw.query('select count(*)::int as n from refresh_tokens where session_id = $1', [sid]);
+    expect(rows.rows[0].n).toBe(2);
+  });
+
+  test('when a used refresh token is replayed after the grace period, then the family is revoked, on this app at once and on another after sync()', async () => {
+    const clock = fixedClock(Date.now());
+    const t = await app({}, clock);
+    const other = await app({}, clock);
+    const u = await freshUser(t);
+    const s = await t.login(u.name, u.password);
+    const rotated = await refresh(t, s.refresh);
+    expect(rotated.status).toBe(200);
+    clock.advance(3_000);
+    const replay = await refresh(t, s.refresh);
+    expect([replay.status, replay.body.code]).toEqual([401, 'refresh_token_reused']);
+    expect((await refresh(t, rotated.body.refresh_token)).body.code).toBe('invalid_refresh_token');
+    expect((await getUser(t, rotated.body.access_token)).status).toBe(401);
+    await other.app.services.revocations.sync();
+    expect((await getUser(other, rotated.body.access_token)).status).toBe(401);
+  });
+
+  test('when a session is revoked while a refresh of it is in flight, then the refresh fails instead of issuing tokens for the revoked session', async () => {
+    const t = await app();
+    const u = await freshUser(t);
+    const s = await t.login(u.name, u.password);
+    const sid = (jwt.decode(s.access) as jwt.JwtPayload)['sid'];
+    // A logout elsewhere has revoked the session but not yet committed: it holds the row lock.
+    const logout = new pg.Client({ connectionString: url });
+    await logout.connect();
+    try {
+      await logout.query('begin');
+      await logout.query("update sessions set revoked_at = $1, revoke_reason = 'logout' where id = $2", [t.clock.now(), sid]);
+      const now = t.clock.now();
+      const rotation = store.rotateRefreshToken(hashToken(s.refresh), { tokenHash: hashToken(`next-${s.refresh}`), parentHash: null, expiresAt: now + 60_000 }, now);
+      // Let the rotation read the session (still active to it) and block on the row.
+      await waitForLockWait(sid);
+      await logout.query('commit');
+      const result = await rotation;
+      expect(result.outcome).toBe('invalid');
+    } finally {
+      await logout.end();
+    }
+  });
+
+  /** Waits (bounded) until some backend is blocked on a lock, so the interleaving is the one meant. */
+  async function waitForLockWait(sid: string): Promise<void> {
+    for (let i = 0; i < 100; i += 1) {
+      const r = await raw.query("select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'", [database]);
+      if (r.rows[0].n > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`no backend waited on the lock of session ${sid} within 2 s`);
+  }
+
+  test('when the password changes, then every session of the user ends and revokedSince reports them', async () => {
+    const t = await app();
+    const u = await freshUser(t);
+    const a = await t.login(u.name, u.password);
+    const b = await t.login(u.name, u.password);
+    const before = t.clock.now();
+    const res = await t.http().put('/user/password').set('Authorization', `Bearer ${a.access}`).send({ current_password: u.password, new_password: 'another-long-password' });
+    expect(expectContract(res, 'PUT', '/user/password').status).toBe(204);
+    const sids = [a, b].map((s) => (jwt.decode(s.access) as jwt.JwtPayload)['sid']);
+    const revoked = (await store.revokedSince(before)).map((r) => r.sessionId);
+    expect(revoked).toEqual(expect.arrayContaining(sids));
+    for (const s of [a, b]) {
+      expect((await getUser(t, s.access)).status).toBe(401);
+      expect((await refresh(t, s.refresh)).body.code).toBe('invalid_refresh_token');
+    }
+  });
+});

@@ -1,0 +1,152 @@
+import { createHmac, generateKeyPairSync } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import type { Response } from 'supertest';
+import { expectContract } from '../support/contract-check';
+import { makeApp, TEST_SECRET, type TestApp } from '../support/make-app';
+
+const SECOND = 1_000;
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** A user, a real login, and the claims of its access token to forge from. */
+async function setup(env: Record<string, string> = {}) {
+  const t = await makeApp(env);
+  const u = await t.makeUser({ name: 'alice' });
+  const { access } = await t.login('alice', u.password);
+  const claims = jwt.decode(access) as jwt.JwtPayload;
+  return { t, u, access, claims };
+}
+
+async function getUser(t: TestApp, token: string): Promise<Response> {
+  return expectContract(await t.http().get('/user').set('Authorization', `Bearer ${token}`), 'GET', '/user');
+}
+
+/** RFC 6750 §3: a refused token gets 401, a problem document and error="invalid_token". */
+function expectInvalidToken(res: Response, detail = 'The access token is invalid.'): void {
+  expect([res.status, res.body.code, res.body.detail]).toEqual([401, 'invalid_token', detail]);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.headers['www-authenticate']).toBe(`Bearer realm="api", error="invalid_token", error_description="${detail}"`);
+}
+
+function without<T extends object>(o: T, key: string): T {
+  const copy = { ...o } as Record<string, unknown>;
+  delete copy[key];
+  return copy as T;
+}
+
+describe('access tokens the server did not issue', () => {
+  test('when a token is signed here with the same claims and key (the control for the forgeries below), then it is accepted', async () => {
+    const { t, claims } = await setup();
+    const token = jwt.sign({ ...claims, jti: 'another-jti' }, TEST_SECRET, { algorithm: 'HS256' });
+    const res = await getUser(t, token);
+    expect([res.status, res.body.name]).toEqual([200, 'alice']);
+    // The hand-made HMAC below (key confusion) is right when the header says HS256.
+    const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+    const manual = `${input}.${createHmac('sha256', TEST_SECRET).update(input).digest('base64url')}`;
+    expect((await getUser(t, manual)).status).toBe(200);
+    await t.close();
+  });
+
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const forgeries: [string, (claims: jwt.JwtPayload) => string][] = [
+    ['signed with another secret', (c) => jwt.sign(c, 'another-secret-that-is-at-least-32-bytes', { algorithm: 'HS256' })],
+    ['with alg none and no signature', (c) => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(c)}.`],
+    ['with alg none and the original signature', (c) => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(c)}.${jwt.sign(c, TEST_SECRET).split('.')[2]}`],
+    ['signed HS512 with the right secret', (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS512' })],
+    ['signed HS384 with the right secret', (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS384' })],
+    ['signed RS256 with an RSA key', (c) => jwt.sign(c, privateKey, { algorithm: 'RS256' })],
+    [
+      'with an RS256 header over an HMAC of the secret (key confusion)',
+      (c) => {
+        const input = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(c)}`;
+        return `${input}.${createHmac('sha256', TEST_SECRET).update(input).digest('base64url')}`;
+      },
+    ],
+    ['without exp', (c) => jwt.sign(without(c, 'exp'), TEST_SECRET, { algorithm: 'HS256' })],
+    ['with another issuer', (c) => jwt.sign({ ...c, iss: 'someone-else' }, TEST_SECRET, { algorithm: 'HS256' })],
+    ['without an issuer', (c) => jwt.sign(without(c, 'iss'), TEST_SECRET, { algorithm: 'HS256' })],
+    ['with another audience', (c) => jwt.sign({ ...c, aud: 'another-service' }, TEST_SECRET, { algorithm: 'HS256' })],
+    ['without an audience', (c) => jwt.sign(without(c, 'aud'), TEST_SECRET, { algorithm: 'HS256' })],
+    [
+      'with a crit header naming an extension the server does not implement',
+      (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'JWT', crit: ['exp-policy'], 'exp-policy': 'strict' } as jwt.JwtHeader }),
+    ],
+    ['with an empty crit header', (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS256', header: { alg: 'HS256', crit: [] } as unknown as jwt.JwtHeader })],
+    ['without sid', (c) => jwt.sign(without(c, 'sid'), TEST_SECRET, { algorithm: 'HS256' })],
+    ['without sub', (c) => jwt.sign(without(c, 'sub'), TEST_SECRET, { algorithm: 'HS256' })],
+    ['with an unknown role', (c) => jwt.sign({ ...c, role: 'root' }, TEST_SECRET, { algorithm: 'HS256' })],
+  ];
+  test.each(forgeries)('when a token comes %s, then 401 invalid_token with a Bearer challenge', async (_name, forge) => {
+    const { t, claims } = await setup();
+    expectInvalidToken(await getUser(t, forge(claims)));
+    await t.close();
+  });
+
+  test('when the payload of a real token is changed (role admin) and the signature kept, then 401 invalid_token', async () => {
+    const { t, access, claims } = await setup();
+    const [header, , signature] = access.split('.');
+    const tampered = `${header}.${b64({ ...claims, role: 'admin' })}.${signature}`;
+    expectInvalidToken(await getUser(t, tampered));
+    const users = expectContract(await t.http().get('/users').set('Authorization', `Bearer ${tampered}`), 'GET', '/users');
+    expectInvalidToken(users);
+    // The untouched token still works, so the signature is what failed.
+    expect((await getUser(t, access)).status).toBe(200);
+    await t.close();
+  });
+
+  test.each([
+    ['not a JWT at all', 'not-a-token'],
+    ['two segments', 'abc.def'],
+    ['a header that is not JSON', `${Buffer.from('{oops').toString('base64url')}.${b64({})}.sig`],
+  ])('when the bearer value is %s, then 401 invalid_token', async (_name, token) => {
+    const t = await makeApp();
+    expectInvalidToken(await getUser(t, token));
+    await t.close();
+  });
+});
+
+describe('access token expiry, with the injected clock', () => {
+  test('when the token expired less than CLOCK_SKEW ago, then it is still accepted; from CLOCK_SKEW on it is refused as expired', async () => {
+    const { t, access, claims } = await setup({ ACCESS_TOKEN_TTL: '300', CLOCK_SKEW: '30' });
+    const exp = (claims.exp as number) * SECOND;
+    t.clock.set(exp - 1);
+    expect((await getUser(t, access)).status).toBe(200);
+    t.clock.set(exp + 29 * SECOND);
+    expect((await getUser(t, access)).status).toBe(200);
+    t.clock.set(exp + 30 * SECOND);
+    expectInvalidToken(await getUser(t, access), 'The access token has expired.');
+    t.clock.set(exp + 3600 * SECOND);
+    expectInvalidToken(await getUser(t, access), 'The access token has expired.');
+    await t.close();
+  });
+
+  test('when CLOCK_SKEW is 0, then the token is refused the second it expires', async () => {
+    const { t, access, claims } = await setup({ CLOCK_SKEW: '0' });
+    const exp = (claims.exp as number) * SECOND;
+    t.clock.set(exp - 1);
+    expect((await getUser(t, access)).status).toBe(200);
+    t.clock.set(exp);
+    expectInvalidToken(await getUser(t, access), 'The access token has expired.');
+    await t.close();
+  });
+
+  test('when the clock is moved back before the token expired, then the same token is accepted again (the clock is read per request)', async () => {
+    const { t, access, claims } = await setup({ CLOCK_SKEW: '0' });
+    const exp = (claims.exp as number) * SECOND;
+    t.clock.set(exp + 10 * SECOND);
+    expectInvalidToken(await getUser(t, access), 'The access token has expired.');
+    t.clock.set(exp - 10 * SECOND);
+    expect((await getUser(t, access)).status).toBe(200);
+    await t.close();
+  });
+
+  test('when a token carries nbf in the future beyond the skew, then it is refused; within the skew it is accepted', async () => {
+    const { t, claims } = await setup({ CLOCK_SKEW: '30' });
+    const now = Math.floor(t.clock.now() / SECOND);
+    const early = jwt.sign({ ...claims, nbf: now + 60 }, TEST_SECRET, { algorithm: 'HS256' });
+    const soon = jwt.sign({ ...claims, nbf: now + 20 }, TEST_SECRET, { algorithm: 'HS256' });
+    expectInvalidToken(await getUser(t, early));
+    expect((await getUser(t, soon)).status).toBe(200);
+    await t.close();
+  });
+});
