@@ -281,6 +281,15 @@ export interface components {
             expires_in: number;
             refresh_token: string;
         };
+        RefreshResponse: {
+            access_token: string;
+            /** @constant */
+            token_type: "Bearer";
+            /** @description Seconds until the access token expires. */
+            expires_in: number;
+            /** @description The new refresh token; present only when the old one came in the body. */
+            refresh_token?: string;
+        };
         /** @enum {string} */
         Role: "user" | "admin";
         User: {
@@ -553,7 +562,10 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A new token pair. */
+            /**
+             * @description A new token pair. When the refresh token came in the cookie, the new one is only in
+             *     the cookie (`refresh_token` is left out of the body, so page scripts never see it).
+             */
             200: {
                 headers: {
                     "Set-Cookie": components["headers"]["RefreshCookie"];
@@ -561,7 +573,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TokenResponse"];
+                    "application/json": components["schemas"]["RefreshResponse"];
                 };
             };
             400: components["responses"]["BadRequest"];

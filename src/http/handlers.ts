@@ -85,7 +85,11 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       const token = body.refresh_token ?? ctx.cookies.get(REFRESH_COOKIE);
       if (!token) throw new AuthError('invalid_refresh_token', 'No refresh token was sent (cookie or body).');
       try {
-        return tokenReply(ctx, await auth.refresh(token));
+        const reply = tokenReply(ctx, await auth.refresh(token));
+        if (body.refresh_token !== undefined) return reply;
+        // A browser's refresh token stays in the httpOnly cookie: page scripts never see it.
+        const { refresh_token: _inCookieOnly, ...rest } = reply.body;
+        return { status: 200, body: rest };
       } catch (error) {
         // A dead cookie is of no more use to the browser.
         if (!body.refresh_token) setRefreshCookie(ctx, null);

@@ -45,6 +45,8 @@ interface Watch {
   dialogs: string[];
   /** Every access and refresh token the server handed this context. */
   tokens: Set<string>;
+  /** Cookie refreshes whose JSON body still carried a refresh token (must stay 0). */
+  refreshBodiesWithToken: number;
   pending: Promise<unknown>[];
 }
 
@@ -141,7 +143,7 @@ describeBrowser('browser: pages and docs', () => {
     if (!browser) throw new Error('no browser');
     const context = await browser.newContext({ baseURL: base });
     contexts.push(context);
-    const watch: Watch = { csp: [], pageErrors: [], foreignRequests: [], dialogs: [], tokens: new Set(), pending: [] };
+    const watch: Watch = { csp: [], pageErrors: [], foreignRequests: [], dialogs: [], tokens: new Set(), refreshBodiesWithToken: 0, pending: [] };
     context.on('request', (req) => {
       const url = new URL(req.url());
       if (url.protocol === 'data:' || url.protocol === 'blob:') return;
@@ -158,6 +160,8 @@ describeBrowser('browser: pages and docs', () => {
           .then((body: { access_token?: string; refresh_token?: string }) => {
             if (body.access_token) watch.tokens.add(body.access_token);
             if (body.refresh_token) watch.tokens.add(body.refresh_token);
+            // A cookie refresh keeps the new refresh token out of what page scripts can read.
+            if (pathname === '/refresh' && body.refresh_token) watch.refreshBodiesWithToken += 1;
           })
           .catch(() => undefined),
       );
@@ -202,6 +206,7 @@ describeBrowser('browser: pages and docs', () => {
     expect(watch.pageErrors).toEqual([]);
     expect(watch.foreignRequests).toEqual([]);
     expect(watch.dialogs).toEqual([]);
+    expect(watch.refreshBodiesWithToken).toBe(0);
   }
 
   async function apiLogin(name: string, password: string): Promise<{ access_token: string; expires_in: number }> {

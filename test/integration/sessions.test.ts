@@ -217,7 +217,9 @@ describe('POST /refresh', () => {
     const res = await refreshByCookie(t, cookie);
     expect(res.status).toBe(200);
     const next = refreshCookie(res);
-    expect(next?.value).toBe(res.body.refresh_token);
+    // The new refresh token is only in the httpOnly cookie, never in what page scripts read.
+    expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: t.config.accessTokenTtl });
+    expect(next?.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(next?.value).not.toBe(refresh);
     expect(next?.attrs.get('path')).toBe('/refresh');
     expect((await refreshByCookie(t, `refresh_token=${next?.value}`)).status).toBe(200);
