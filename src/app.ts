@@ -104,7 +104,9 @@ const CSP = {
 export function createApp(deps: AppDeps): AuthApp {
   const { config, logger } = deps;
   const services = createServices(deps);
-  const app = new Koa({ proxy: config.trustProxy }) as AuthApp;
+  // One trusted proxy: the client's address is the last X-Forwarded-For entry, the one the proxy
+  // appended; entries left of it are whatever the client sent and would let it dodge the limits.
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: 1 }) as AuthApp;
   app.services = services;
 
   const handlers = createHandlers({

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import dotenv from 'dotenv';
 import { Redis } from 'ioredis';
 import { createApp } from './app';
@@ -28,6 +28,16 @@ async function main(): Promise<void> {
   let redis: Redis | undefined;
   if (config.rateLimit.store === 'redis') {
     redis = new Redis(config.rateLimit.redisUrl as string, { enableOfflineQueue: false, lazyConnect: false });
+    // ioredis retries forever and emits an error per attempt: say so once per outage.
+    let redisDown = false;
+    redis.on('error', (err) => {
+      if (!redisDown) logger.warn({ err }, 'Redis does not answer: login limits count in this process until it is back');
+      redisDown = true;
+    });
+    redis.on('ready', () => {
+      if (redisDown) logger.info('Redis answers again: login limits are shared again');
+      redisDown = false;
+    });
   }
   const passwords = await createPasswords(config.argon2);
   const app = createApp({ config, store, passwords, logger, limiter: createLoginLimiter(config.rateLimit, redis) });
@@ -40,8 +50,16 @@ async function main(): Promise<void> {
   }, 3_600_000);
   prune.unref();
 
+  let stopping = false;
   const server: Server = app.listen(config.port, config.host);
   server.keepAliveTimeout = 65_000;
+  // The responses not yet finished, so that a shutdown can have each close its connection.
+  const open = new Set<ServerResponse>();
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (stopping) res.setHeader('Connection', 'close');
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -50,7 +68,6 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ host: config.host, port }, `listening on http://${config.host}:${port}`);
 
-  let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -62,7 +79,14 @@ async function main(): Promise<void> {
     force.unref();
     revocations.stop();
     clearInterval(prune);
+    // A keep-alive connection stays open after its last answer and would hold server.close()
+    // until keepAliveTimeout (then the bound, and exit 1): answers still to come say
+    // Connection: close, and connections are closed as soon as they go idle.
+    for (const res of open) if (!res.headersSent) res.setHeader('Connection', 'close');
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    sweep.unref();
     server.close(async () => {
+      clearInterval(sweep);
       try {
         await store.close();
         redis?.disconnect();
@@ -73,7 +97,6 @@ async function main(): Promise<void> {
         process.exit(1);
       }
     });
-    // Idle keep-alive connections would hold server.close() open until they time out.
     server.closeIdleConnections();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

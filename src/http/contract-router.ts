@@ -36,17 +36,30 @@ function parseJsonBody(limit: number): Middleware {
   const parse = bodyParser({
     enableTypes: ['json'],
     jsonLimit: limit,
-    onError(error: Error & { status?: number }) {
-      if (error.status === 413) throw new AuthError('payload_too_large', `The request body is larger than ${limit} bytes.`);
-      if (error.status === 415) throw new AuthError('unsupported_media_type', 'The request body encoding is not supported.');
-      throw new AuthError('malformed_json', 'The request body is not valid JSON (an object is expected).', { cause: error });
+    onError(error: Error & { status?: number; type?: string }) {
+      if (error.status === 413) {
+        throw new AuthError('payload_too_large', `The request body is larger than ${limit} bytes.`, {
+          errors: [{ pointer: '/body', message: `must be at most ${limit} bytes` }],
+        });
+      }
+      if (error.status === 415) {
+        // raw-body's encoding.unsupported is a charset it cannot decode; else inflation's unknown Content-Encoding.
+        const pointer = error.type === 'encoding.unsupported' ? '/headers/content-type' : '/headers/content-encoding';
+        throw new AuthError('unsupported_media_type', 'The request body encoding is not supported.', { errors: [{ pointer, message: 'is not supported' }] });
+      }
+      throw new AuthError('malformed_json', 'The request body is not valid JSON (an object is expected).', {
+        cause: error,
+        errors: [{ pointer: '/body', message: 'must be a JSON object' }],
+      });
     },
   }) as unknown as Middleware;
   return function jsonBody(ctx, next) {
     // The contract takes JSON only; requiring it also keeps cross-site forms out (they cannot
     // send application/json without a CORS preflight).
     if (!ctx.is('application/json')) {
-      throw new AuthError('unsupported_media_type', 'The request body must be application/json.');
+      throw new AuthError('unsupported_media_type', 'The request body must be application/json.', {
+        errors: [{ pointer: '/headers/content-type', message: 'must be application/json' }],
+      });
     }
     return parse(ctx, next);
   };

@@ -82,6 +82,9 @@ export function problemResponses(opts: { logger: Logger }): Middleware {
       error = e;
     }
     if (error === undefined) {
+      // @koa/router answers a bare 501 for a method it knows nothing of (TRACE, CONNECT) on a
+      // path that exists; for the client that is a wrong method like any other (RFC 9110 §15.5.6).
+      if (ctx.status === 501 && ctx.body == null && ctx.response.get('Allow')) ctx.status = 405;
       if (ctx.status >= 400 && ctx.body == null) {
         const code = codeForStatus[ctx.status];
         const status = ctx.status;
@@ -97,6 +100,14 @@ export function problemResponses(opts: { logger: Logger }): Middleware {
     // Too late for an answer of our own: Koa ends the response and reports the error.
     if (ctx.headerSent) throw error;
     const known = toAuthError(error, ctx);
+    const e = error as { status?: unknown; statusCode?: unknown } | null;
+    const status = e?.status ?? e?.statusCode;
+    if (!known && typeof status === 'number' && status >= 400 && status < 500) {
+      // Another 4xx from a library (koa-send's 403 for a path that climbs out of its root):
+      // the client's fault, answered with its own status and nothing from the error.
+      send(ctx, { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: STATUS_CODES[status] ?? 'Error' });
+      return;
+    }
     if (!known) {
       opts.logger.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
       ctx.remove('Allow');

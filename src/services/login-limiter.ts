@@ -37,14 +37,35 @@ function rethrow(error: unknown): never {
   throw error;
 }
 
-/** In memory (one process) by default; pass a Redis client to share counts between instances. */
-export function createLoginLimiter(limits: LoginLimits, redis?: Redis): LoginLimiter {
-  const make = (keyPrefix: string, points: number): RateLimiterAbstract =>
-    redis
-      ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration: limits.window, useRedisPackage: false })
-      : new RateLimiterMemory({ keyPrefix, points, duration: limits.window });
-  const byIp = make('login_fail_ip', limits.ipPoints);
-  const byName = make('login_fail_name_ip', limits.namePoints);
+export interface LoginLimiterOptions {
+  /** Starts every counter's key, so deployments (or tests) can share one Redis. Default `login`. */
+  keyPrefix?: string;
+}
+
+/**
+ * In memory (one process) by default; pass a Redis client (made with `enableOfflineQueue: false`)
+ * to share counts between instances. While Redis does not answer, counts fall back to this
+ * process's memory: logins go on, still limited, instead of failing with a 500.
+ */
+export function createLoginLimiter(limits: LoginLimits, redis?: Redis, opts: LoginLimiterOptions = {}): LoginLimiter {
+  const prefix = opts.keyPrefix ?? 'login';
+  const make = (name: string, points: number): RateLimiterAbstract => {
+    const keyPrefix = `${prefix}_${name}`;
+    const memory = new RateLimiterMemory({ keyPrefix, points, duration: limits.window });
+    if (!redis) return memory;
+    return new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix,
+      points,
+      duration: limits.window,
+      useRedisPackage: false,
+      // Without this a client with an offline queue would hold every login until Redis is back.
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: memory,
+    });
+  };
+  const byIp = make('fail_ip', limits.ipPoints);
+  const byName = make('fail_name_ip', limits.namePoints);
   const nameKeyOf = (ip: string, nameKey: string) => `${nameKey}\u0000${ip}`;
 
   return {

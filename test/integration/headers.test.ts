@@ -1,0 +1,123 @@
+import type { Response } from 'supertest';
+import { expectContract } from '../support/contract-check';
+import { makeApp } from '../support/make-app';
+
+/** `default-src 'self'; script-src 'self'` as a map of directive to its sources. */
+function parseCsp(header: string | undefined): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const part of String(header ?? '').split(';')) {
+    const [name, ...sources] = part.trim().split(/\s+/);
+    if (name) out.set(name.toLowerCase(), sources);
+  }
+  return out;
+}
+
+const PRIVATE_REFERRER_POLICIES = ['no-referrer', 'same-origin', 'strict-origin', 'strict-origin-when-cross-origin'];
+
+/** The headers every response carries, page or API, success or problem. */
+function expectBaseHeaders(res: Response): void {
+  expect(res.headers['x-content-type-options']).toBe('nosniff');
+  expect(PRIVATE_REFERRER_POLICIES).toContain(res.headers['referrer-policy']);
+  expect(res.headers['x-powered-by']).toBeUndefined();
+  expect(res.headers['access-control-allow-origin']).toBeUndefined();
+}
+
+describe('security headers', () => {
+  test.each(['/', '/login', '/signup'])('when the page %s is fetched, then its CSP allows only its own scripts and no framing', async (page) => {
+    const t = await makeApp();
+    const res = await t.http().get(page);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expectBaseHeaders(res);
+    const csp = parseCsp(res.headers['content-security-policy']);
+    const scriptSrc = csp.get('script-src');
+    expect(scriptSrc).toContain("'self'");
+    expect(scriptSrc).not.toContain("'unsafe-inline'");
+    expect(scriptSrc).not.toContain("'unsafe-eval'");
+    expect(scriptSrc).not.toContain('*');
+    expect(csp.get('frame-ancestors')).toEqual(["'none'"]);
+    expect(csp.get('object-src')).toEqual(["'none'"]);
+    // The page itself must keep to that CSP: every script from a file, no handler attributes.
+    const html = res.text;
+    const scripts = html.match(/<script\b[^>]*>/gi) ?? [];
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const tag of scripts) expect(tag).toMatch(/\ssrc="\/[^"]+"/);
+    expect(html).not.toMatch(/<script\b[^>]*>[^<\s]/i);
+    expect(html).not.toMatch(/\son[a-z]+\s*=/i);
+    expect(html).not.toMatch(/javascript:/i);
+    await t.close();
+  });
+
+  test('when API answers and problems are sent, then they carry nosniff and a Referrer-Policy and no X-Powered-By', async () => {
+    const t = await makeApp();
+    const answers = [await t.http().get('/healthz'), await t.http().get('/user'), await t.http().get('/nope'), await t.http().post('/login').set('Content-Type', 'application/json').send('{')];
+    expect(answers.map((r) => r.status)).toEqual([200, 401, 404, 400]);
+    for (const res of answers) expectBaseHeaders(res);
+    await t.close();
+  });
+
+  test('when tokens are issued or the caller is described, then the answer says Cache-Control: no-store', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'ivan' });
+    const login = await t.http().post('/login').send({ name: 'ivan', password: u.password });
+    expectContract(login, 'POST', '/login');
+    expect(login.status).toBe(200);
+    const refresh = await t.http().post('/refresh').send({ refresh_token: login.body.refresh_token });
+    expectContract(refresh, 'POST', '/refresh');
+    expect(refresh.status).toBe(200);
+    const me = await t.http().get('/user').set('Authorization', `Bearer ${refresh.body.access_token}`);
+    expectContract(me, 'GET', '/user');
+    expect(me.status).toBe(200);
+    for (const res of [login, refresh, me]) {
+      expect(res.headers['cache-control']).toBe('no-store');
+      expectBaseHeaders(res);
+    }
+    await t.close();
+  });
+});
+
+describe('CORS', () => {
+  const preflight = (t: Awaited<ReturnType<typeof makeApp>>, origin: string) =>
+    t
+      .http()
+      .options('/login')
+      .set('Origin', origin)
+      .set('Access-Control-Request-Method', 'POST')
+      .set('Access-Control-Request-Headers', 'content-type');
+
+  test('when CORS_ORIGINS is unset, then no origin is allowed, for a preflight or a request', async () => {
+    const t = await makeApp();
+    const pre = await preflight(t, 'https://app.example');
+    expect(pre.headers['access-control-allow-origin']).toBeUndefined();
+    expect(pre.headers['access-control-allow-methods']).toBeUndefined();
+    const res = await t.http().get('/info').set('Origin', 'https://app.example');
+    expect(res.status).toBe(200);
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    await t.close();
+  });
+
+  test('when CORS_ORIGINS names an origin, then its preflight is allowed and another origin gets nothing', async () => {
+    const t = await makeApp({ CORS_ORIGINS: 'https://app.example' });
+    const pre = await preflight(t, 'https://app.example');
+    expect(pre.status).toBe(204);
+    expect(pre.headers['access-control-allow-origin']).toBe('https://app.example');
+    expect(String(pre.headers['access-control-allow-methods']).split(',')).toContain('POST');
+    expect(String(pre.headers['access-control-allow-headers']).toLowerCase().split(',')).toEqual(expect.arrayContaining(['authorization', 'content-type']));
+    expect(String(pre.headers['vary'])).toMatch(/\bOrigin\b/);
+
+    const res = await t.http().post('/login').set('Origin', 'https://app.example').send({ name: 'nobody', password: 'whatever' });
+    expectContract(res, 'POST', '/login');
+    expect(res.status).toBe(401);
+    expect(res.headers['access-control-allow-origin']).toBe('https://app.example');
+    // A cross-origin script may read these, or it could not tell a 429 from a 401.
+    expect(String(res.headers['access-control-expose-headers']).split(',')).toEqual(expect.arrayContaining(['X-Request-Id', 'WWW-Authenticate', 'Retry-After']));
+
+    for (const origin of ['https://evil.example', 'https://app.example.evil.example', 'http://app.example', 'null']) {
+      const other = await preflight(t, origin);
+      expect([origin, other.headers['access-control-allow-origin']]).toEqual([origin, undefined]);
+      const simple = await t.http().get('/info').set('Origin', origin);
+      expect([origin, simple.headers['access-control-allow-origin']]).toEqual([origin, undefined]);
+    }
+    await t.close();
+  });
+});

@@ -1,0 +1,166 @@
+import http from 'node:http';
+import net from 'node:net';
+import { type RunningServer, startServer, tempDir } from '../support/server-process';
+
+const SECRET = 'a-production-secret-of-at-least-32-bytes!!';
+const ADMIN_PASSWORD = 'shutdown-admin-password';
+const SHUTDOWN_TIMEOUT = 5_000;
+
+/** A server whose logins take about half a second: argon2 at its highest time cost. */
+function start(env: Record<string, string> = {}): Promise<RunningServer> {
+  return startServer({
+    NODE_ENV: 'production',
+    JWT_SECRET: SECRET,
+    ADMIN_PASSWORD,
+    DATA_DIR: tempDir(),
+    ARGON2_TIME_COST: '100',
+    SHUTDOWN_TIMEOUT: String(SHUTDOWN_TIMEOUT),
+    ...env,
+  });
+}
+
+interface InFlight {
+  /** Resolves once the request has been written to an open connection. */
+  sent: Promise<void>;
+  done: Promise<{ status: number; connection: string | undefined; body: string }>;
+  finished: () => boolean;
+}
+
+/** POST /login on a connection of its own, kept alive afterwards as a browser would. */
+function slowLogin(port: number, agent: http.Agent): InFlight {
+  let finished = false;
+  let markSent!: () => void;
+  const sent = new Promise<void>((resolve) => (markSent = resolve));
+  const done = new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/login', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        finished = true;
+        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body });
+      });
+    });
+    req.on('error', reject);
+    req.on('finish', markSent);
+    req.end(JSON.stringify({ name: 'admin', password: ADMIN_PASSWORD }));
+  });
+  return { sent, done, finished: () => finished };
+}
+
+/** Whether a new TCP connection to the port is refused. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
+async function waitUntilRefused(port: number, boundMs: number): Promise<boolean> {
+  const deadline = Date.now() + boundMs;
+  while (Date.now() < deadline) {
+    if (await refused(port)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+const logLines = (srv: RunningServer) =>
+  srv
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('graceful shutdown of the real process', () => {
+  test.each(['SIGTERM', 'SIGINT'] as const)(
+    'when %s arrives during a slow login, then the login still gets its 200, new connections are refused, and the process exits 0 in time',
+    async (signal) => {
+      const srv = await start();
+      const agent = new http.Agent({ keepAlive: true });
+      try {
+        const login = slowLogin(srv.port, agent);
+        await login.sent;
+        // Give the server a moment to accept the connection and start hashing: a connection
+        // still in the listen backlog when the listener closes is reset, by design.
+        await new Promise((r) => setTimeout(r, 150));
+        const signalledAt = Date.now();
+        srv.child.kill(signal);
+
+        expect(await waitUntilRefused(srv.port, 2_000)).toBe(true);
+        // Refusing new connections happened while the login was still being worked on.
+        expect(login.finished()).toBe(false);
+
+        const res = await login.done;
+        expect(res.status).toBe(200);
+        // The client learns not to send more on this connection.
+        expect(res.connection).toBe('close');
+        expect(JSON.parse(res.body)).toMatchObject({ token_type: 'Bearer', access_token: expect.any(String) });
+
+        expect(await srv.exited).toBe(0);
+        expect(Date.now() - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT);
+        const lines = logLines(srv);
+        expect(lines.find((l) => l['msg'] === 'shutting down: finishing requests in flight')).toMatchObject({ signal });
+        expect(lines.find((l) => l['path'] === '/login')).toMatchObject({ status: 200 });
+        expect(lines.at(-1)).toMatchObject({ msg: 'stopped' });
+      } finally {
+        agent.destroy();
+        await srv.stop('SIGKILL');
+      }
+    },
+    30_000,
+  );
+
+  test('when the server is idle with keep-alive connections open, then SIGTERM still exits 0 at once', async () => {
+    const srv = await start({ ARGON2_TIME_COST: '2' });
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: srv.port, path: '/healthz', agent }, (res) => res.resume().on('end', () => resolve(res.statusCode ?? 0))).on('error', reject);
+      });
+      expect(status).toBe(200);
+      const signalledAt = Date.now();
+      srv.child.kill('SIGTERM');
+      expect(await srv.exited).toBe(0);
+      // Far under the 65 s keep-alive timeout: idle connections do not hold the shutdown.
+      expect(Date.now() - signalledAt).toBeLessThan(2_000);
+    } finally {
+      agent.destroy();
+      await srv.stop('SIGKILL');
+    }
+  }, 30_000);
+
+  test('when a request outlasts SHUTDOWN_TIMEOUT, then the process gives up at the bound, exits 1 and says why', async () => {
+    // 64 MiB: a login of about a second, far past the 200 ms bound.
+    const srv = await start({ SHUTDOWN_TIMEOUT: '200', ARGON2_MEMORY_KIB: '65536', ARGON2_TIME_COST: '30' });
+    const agent = new http.Agent({ keepAlive: false });
+    try {
+      const login = slowLogin(srv.port, agent);
+      const outcome = login.done.then(
+        (r) => `answered ${r.status}`,
+        (e: Error) => `failed: ${e.message}`,
+      );
+      await login.sent;
+      await new Promise((r) => setTimeout(r, 150));
+      srv.child.kill('SIGTERM');
+      expect(await srv.exited).toBe(1);
+      expect(await outcome).toMatch(/^failed: /);
+      const lines = logLines(srv);
+      const stopping = lines.find((l) => l['msg'] === 'shutting down: finishing requests in flight');
+      const gaveUp = lines.find((l) => l['level'] === 50);
+      expect(gaveUp).toMatchObject({ msg: 'requests still in flight at the shutdown bound; exiting', timeoutMs: 200 });
+      // It gives up at the bound; the exit itself then waits for the hash already running on
+      // libuv's thread pool, which process.exit() cannot cut short.
+      const waited = (gaveUp?.['time'] as number) - (stopping?.['time'] as number);
+      expect(waited).toBeGreaterThanOrEqual(200);
+      expect(waited).toBeLessThan(1_000);
+    } finally {
+      agent.destroy();
+      await srv.stop('SIGKILL');
+    }
+  }, 30_000);
+});
