@@ -142,6 +142,8 @@ export function createApp(deps: AppDeps): AuthApp {
       // Token responses are cross-origin only through CORS; nothing here is embeddable.
       crossOriginResourcePolicy: { policy: 'same-origin' },
       referrerPolicy: { policy: 'no-referrer' },
+      // The legacy header, agreeing with frame-ancestors 'none'.
+      xFrameOptions: { action: 'deny' },
       strictTransportSecurity: false,
     }),
   );
@@ -171,6 +173,11 @@ export function createApp(deps: AppDeps): AuthApp {
   app.on('error', (error: NodeJS.ErrnoException) => {
     // A client hanging up after the last byte of a static file: noise, not a fault.
     if (error?.code === 'ERR_STREAM_PREMATURE_CLOSE' || error?.code === 'ECONNRESET') return;
+    // Node's HTTP parser refusing what a client sent (HPE_*): the client's fault, not ours.
+    if (typeof error?.code === 'string' && error.code.startsWith('HPE_')) {
+      logger.warn({ code: error.code }, 'malformed HTTP from a client');
+      return;
+    }
     logger.error({ err: error }, 'unhandled app error');
   });
   return app;

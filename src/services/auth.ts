@@ -88,10 +88,15 @@ export function createAuthService(deps: AuthDeps): AuthService {
       if (!user) {
         // Same cost as a wrong password, so timing does not tell which names exist.
         await passwords.verifyDummy(password);
+        // Security event without the name: people type passwords into the name field.
+        logger.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
         throw invalidCredentials();
       }
       const ok = await passwords.verify(user.passwordHash, password);
-      if (!ok || user.disabled) throw invalidCredentials();
+      if (!ok || user.disabled) {
+        logger.info({ event: 'login_failed', reason: ok ? 'disabled' : 'wrong_password', userId: user.id }, 'login failed');
+        throw invalidCredentials();
+      }
       const now = clock.now();
       if (passwords.needsRehash(user.passwordHash)) {
         await store.setPasswordHash(user.id, await passwords.hash(password), now);

@@ -19,6 +19,7 @@ function expectBaseHeaders(res: Response): void {
   expect(res.headers['x-content-type-options']).toBe('nosniff');
   expect(PRIVATE_REFERRER_POLICIES).toContain(res.headers['referrer-policy']);
   expect(res.headers['x-powered-by']).toBeUndefined();
+  expect(res.headers['x-frame-options']).toBe('DENY');
   expect(res.headers['access-control-allow-origin']).toBeUndefined();
 }
 

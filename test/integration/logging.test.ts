@@ -112,6 +112,23 @@ describe('secrets stay out of the logs', () => {
     await t.close();
   });
 
+  test('when logins fail, then each is a security event naming the account when known, never the name typed', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'target-user' });
+    await t.http().post('/login').send({ name: 'Name-Canary-typed', password: 'whatever-pass' }).expect(401);
+    await t.http().post('/login').send({ name: 'target-user', password: 'not-the-password' }).expect(401);
+    await t.app.services.auth.setDisabled('target-user', true);
+    await t.http().post('/login').send({ name: 'target-user', password: u.password }).expect(401);
+    const events = t.logs.lines().filter((l) => l['event'] === 'login_failed');
+    expect(events.map((e) => [e['reason'], e['userId']])).toEqual([
+      ['unknown_name', undefined],
+      ['wrong_password', u.id],
+      ['disabled', u.id],
+    ]);
+    expect(t.logs.text()).not.toContain('Name-Canary-typed');
+    await t.close();
+  });
+
   test('when a request fails with a 500, then the error is logged without the request body and the client sees no detail', async () => {
     const password = 'Crash-Pw-2e7b9d4f-kept-secret';
     const t = await makeApp({}, { store: breaking(await openStore('sqlite::memory:'), 'findUserByNameKey') });
