@@ -1,17 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page, type Response } from 'playwright-core';
+import { type RunningServer, SERVER_JS, startServer, tempDir } from '../support/server-process';
 
 // The pages, driven by a real Chromium against the built server in its own process: the only
 // way to see the CSP, the httpOnly cookie and the scripts' storage as a browser does.
 
 const CHROME_PATH = process.env.CHROME_PATH ?? '/usr/bin/chromium';
 const ROOT = path.join(__dirname, '..', '..');
-const SERVER_JS = path.join(ROOT, 'dist', 'server.js');
 const RESULTS_DIR = path.join(ROOT, 'test-results');
 const MISSING_CHROMIUM =
   `Chromium was not found at ${CHROME_PATH}. Install it with \`apt-get install -y chromium\`, ` +
@@ -56,79 +53,39 @@ interface Opened {
   watch: Watch;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.on('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describeBrowser('browser: pages and docs', () => {
-  let server: ChildProcess | undefined;
-  let serverOutput = '';
+  let server: RunningServer | undefined;
   let dataDir = '';
   let base = '';
   let browser: Browser | undefined;
   const contexts: BrowserContext[] = [];
 
-  async function startServer(): Promise<void> {
+  async function startE2eServer(): Promise<void> {
     if (!fs.existsSync(SERVER_JS)) throw new Error(`${SERVER_JS} is missing: run \`npm run build\` first (npm test does).`);
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-e2e-'));
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    server = spawn(process.execPath, [SERVER_JS], {
-      // Its own cwd, so a developer's .env in the repository cannot leak settings in.
-      cwd: dataDir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'development',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        DATABASE_URL: `sqlite:${path.join(dataDir, 'auth.db')}`,
-        ADMIN_NAME,
-        ADMIN_PASSWORD,
-        ALLOW_SIGNUP: 'true',
-        LOG_LEVEL: 'warn',
-        JWT_SECRET: randomBytes(36).toString('base64url'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    dataDir = tempDir('auth-e2e-');
+    // Its own cwd (startServer's temp folder), so a developer's .env cannot leak settings in.
+    server = await startServer({
+      NODE_ENV: 'development',
+      DATA_DIR: dataDir,
+      DATABASE_URL: `sqlite:${path.join(dataDir, 'auth.db')}`,
+      ADMIN_NAME,
+      ADMIN_PASSWORD,
+      ALLOW_SIGNUP: 'true',
+      LOG_LEVEL: 'warn',
+      JWT_SECRET: randomBytes(36).toString('base64url'),
     });
-    server.stdout?.on('data', (chunk: Buffer) => (serverOutput += chunk.toString()));
-    server.stderr?.on('data', (chunk: Buffer) => (serverOutput += chunk.toString()));
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      if (server.exitCode !== null) throw new Error(`The server exited with ${server.exitCode}:\n${serverOutput}`);
-      try {
-        const res = await fetch(`${base}/healthz`);
-        if (res.status === 200) return;
-      } catch {
-        // Not listening yet.
-      }
-      await sleep(100);
-    }
-    throw new Error(`The server did not answer GET /healthz within 20 s:\n${serverOutput}`);
+    base = server.url;
   }
 
   async function stopServer(): Promise<void> {
-    const child = server;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
+    await server?.stop();
   }
 
   beforeAll(async () => {
     if (!haveChromium) throw new Error(MISSING_CHROMIUM);
-    await startServer();
+    await startE2eServer();
     browser = await chromium.launch({ executablePath: CHROME_PATH, args: CHROMIUM_ARGS });
   }, 40_000);
 

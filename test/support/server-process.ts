@@ -55,7 +55,7 @@ export async function startServer(env: Record<string, string>, opts: { cwd?: str
   if (opts.waitForHealth !== false) {
     const deadline = Date.now() + 20_000;
     for (;;) {
-      if (done) break;
+      if (done) throw new Error(`server exited before it answered /healthz\nstdout: ${out}\nstderr: ${err}`);
       try {
         const res = await fetch(`${url}/healthz`);
         if (res.ok) break;
