@@ -16,7 +16,7 @@ import { createAjv } from './http/validation';
 import { type AuthService, createAuthService } from './services/auth';
 import { createLoginLimiter, type LoginLimiter } from './services/login-limiter';
 import type { Passwords } from './services/passwords';
-import { createRevocationList, type RevocationList } from './services/revocations';
+import { createRevocationList, type RevocationBus, type RevocationList } from './services/revocations';
 import { createTokens, type Tokens } from './services/tokens';
 import type { Store } from './store/store';
 
@@ -30,6 +30,8 @@ export interface AppDeps {
   /** Defaults to an in-memory limiter with the configured limits. */
   limiter?: LoginLimiter;
   contract?: Contract;
+  /** Shares revocations between instances as they happen (Redis pub/sub); optional. */
+  revocationBus?: RevocationBus;
 }
 
 export interface Services {
@@ -62,7 +64,12 @@ export function createServices(deps: AppDeps): Services {
     },
     clock,
   );
-  const revocations = createRevocationList({ store, clock, retainMs: (config.accessTokenTtl + config.clockSkew) * 1000 });
+  const revocations = createRevocationList({
+    store,
+    clock,
+    retainMs: (config.accessTokenTtl + config.clockSkew) * 1000,
+    ...(deps.revocationBus ? { bus: deps.revocationBus } : {}),
+  });
   const auth = createAuthService({
     store,
     tokens,

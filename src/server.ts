@@ -6,6 +6,7 @@ import { ensureAdmin, resolveSecret } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './http/request-log';
 import { createLoginLimiter } from './services/login-limiter';
+import { createRedisRevocationBus } from './services/redis-revocation-bus';
 import { createPasswords } from './services/passwords';
 import { openStore } from './store/open-store';
 
@@ -26,8 +27,12 @@ async function main(): Promise<void> {
   config = resolveSecret(config, logger);
   const store = await openStore(config.databaseUrl);
   let redis: Redis | undefined;
-  if (config.rateLimit.store === 'redis') {
-    redis = new Redis(config.rateLimit.redisUrl as string, { enableOfflineQueue: false, lazyConnect: false });
+  let subscriber: Redis | undefined;
+  if (config.rateLimit.redisUrl !== undefined) {
+    redis = new Redis(config.rateLimit.redisUrl, { enableOfflineQueue: false, lazyConnect: false });
+    // A connection in subscriber mode can do nothing else, so the revocation bus has its own.
+    subscriber = new Redis(config.rateLimit.redisUrl, { lazyConnect: false });
+    subscriber.on('error', () => undefined);
     // ioredis retries forever and emits an error per attempt: say so once per outage.
     let redisDown = false;
     redis.on('error', (err) => {
@@ -40,7 +45,14 @@ async function main(): Promise<void> {
     });
   }
   const passwords = await createPasswords(config.argon2);
-  const app = createApp({ config, store, passwords, logger, limiter: createLoginLimiter(config.rateLimit, redis) });
+  const app = createApp({
+    config,
+    store,
+    passwords,
+    logger,
+    limiter: createLoginLimiter(config.rateLimit, config.rateLimit.store === 'redis' ? redis : undefined),
+    ...(redis && subscriber ? { revocationBus: createRedisRevocationBus(redis, subscriber) } : {}),
+  });
   const { auth, revocations } = app.services;
   await ensureAdmin(config, store, auth, logger, (line) => process.stdout.write(line));
   await revocations.sync();
@@ -90,6 +102,7 @@ async function main(): Promise<void> {
       try {
         await store.close();
         redis?.disconnect();
+        subscriber?.disconnect();
         logger.info('stopped');
         process.exit(0);
       } catch (err) {

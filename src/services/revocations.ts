@@ -1,14 +1,27 @@
 import type { Clock } from '../clock';
-import type { Store } from '../store/store';
+import type { Revocation, Store } from '../store/store';
+
+/**
+ * Carries revocations between instances as they happen (Redis pub/sub in production), so a
+ * logout on one instance is refused by the others within milliseconds rather than at the next
+ * poll of the store. The poll stays as the safety net for missed messages.
+ */
+export interface RevocationBus {
+  publish(revocation: Revocation): void;
+  /** Calls `listener` for every revocation another instance publishes. */
+  subscribe(listener: (revocation: Revocation) => void): void;
+}
 
 /**
  * The sessions whose access tokens must be refused, held in memory so that checking a request
  * costs a map look-up and no database round trip. An entry is dropped once every access token
  * of its session has expired anyway. Rebuilt from the store at start-up and kept in step with
- * revocations made by other processes (the CLI, other instances) by polling the store.
+ * revocations made by other processes (the CLI, other instances) by polling the store and,
+ * when there is one, through a {@link RevocationBus}.
  */
 export interface RevocationList {
   has(sessionId: string): boolean;
+  /** Records a revocation made here, and tells the other instances when there is a bus. */
   add(sessionId: string, revokedAt: number): void;
   /** Loads revocations made since the last sync (at start-up: since the oldest that matters). */
   sync(): Promise<void>;
@@ -18,9 +31,10 @@ export interface RevocationList {
   readonly size: number;
 }
 
-export function createRevocationList(opts: { store: Store; clock: Clock; retainMs: number }): RevocationList {
-  const { store, clock, retainMs } = opts;
+export function createRevocationList(opts: { store: Store; clock: Clock; retainMs: number; bus?: RevocationBus }): RevocationList {
+  const { store, clock, retainMs, bus } = opts;
   const revoked = new Map<string, number>();
+  bus?.subscribe((r) => revoked.set(r.sessionId, r.revokedAt));
   let syncedTo: number | undefined;
   let timer: NodeJS.Timeout | undefined;
 
@@ -32,6 +46,7 @@ export function createRevocationList(opts: { store: Store; clock: Clock; retainM
     has: (sessionId) => revoked.has(sessionId),
     add(sessionId, revokedAt) {
       revoked.set(sessionId, revokedAt);
+      bus?.publish({ sessionId, revokedAt });
     },
     async sync() {
       const now = clock.now();

@@ -5,6 +5,7 @@ import { type Clock, fixedClock } from '../../src/clock';
 import { type Config, loadConfig } from '../../src/config';
 import { createLogger } from '../../src/http/request-log';
 import { createPasswords, type Passwords } from '../../src/services/passwords';
+import type { RevocationBus } from '../../src/services/revocations';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
 import { expectContract } from './contract-check';
@@ -42,7 +43,10 @@ export interface TestApp {
 let counter = 0;
 
 /** A fresh app over its own in-memory SQLite store, with a fixed clock and captured logs. */
-export async function makeApp(env: Record<string, string> = {}, opts: { clock?: Clock; store?: Store } = {}): Promise<TestApp> {
+export async function makeApp(
+  env: Record<string, string> = {},
+  opts: { clock?: Clock; store?: Store; revocationBus?: RevocationBus } = {},
+): Promise<TestApp> {
   const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, DATABASE_URL: 'sqlite::memory:', ...env });
   const store = opts.store ?? (await openStore(config.databaseUrl));
   const clock = (opts.clock as ReturnType<typeof fixedClock>) ?? fixedClock(Date.now());
@@ -54,7 +58,7 @@ export async function makeApp(env: Record<string, string> = {}, opts: { clock?: 
     },
   });
   const logger = createLogger(env['LOG_LEVEL'] ? (config.logLevel) : 'info', sink);
-  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock });
+  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}) });
   const http = () => request(app.callback());
   return {
     app,
