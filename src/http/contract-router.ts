@@ -86,17 +86,25 @@ function validator(ajv: Ajv2020, op: Operation): Middleware | undefined {
 type AnyHandler = (input: { body: unknown; params: unknown; auth: unknown; ctx: Context }) => Promise<{ status: number; body?: unknown }> | { status: number; body?: unknown };
 
 function dispatch(handler: AnyHandler): Middleware {
-  return async function respond(ctx: Context) {
-    const reply = await handler({
+  const send = (ctx: Context, reply: { status: number; body?: unknown }) => {
+    // Responses of the API are personal or carry tokens: never cached.
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = reply.status;
+    if (reply.body !== undefined) ctx.body = reply.body;
+  };
+  return function respond(ctx: Context) {
+    const reply = handler({
       body: ctx.request.body,
       params: ctx.params,
       auth: ctx.state['auth'],
       ctx,
     });
-    // Responses of the API are personal or carry tokens: never cached.
-    ctx.set('Cache-Control', 'no-store');
-    ctx.status = reply.status;
-    if (reply.body !== undefined) ctx.body = reply.body;
+    // A handler that answers at once (GET /user, /healthz) costs no promise.
+    if (typeof (reply as Partial<PromiseLike<unknown>>).then === 'function') {
+      return (reply as PromiseLike<{ status: number; body?: unknown }>).then((r) => send(ctx, r));
+    }
+    send(ctx, reply as { status: number; body?: unknown });
+    return undefined;
   };
 }
 

@@ -50,19 +50,25 @@ const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
  */
 export function requestLog(opts: { logger: pino.Logger }): Middleware {
   const { logger } = opts;
+  // The request line has fixed keys, none of them a redact path, so it skips redaction, which
+  // otherwise runs every top-level value through the wildcard paths (`*.password`, ...) and
+  // costs more than three times the rest of the line. Every other line is still redacted.
+  const lines = logger.child({}, { redact: [] });
   return function logRequest(ctx, next) {
     const given = ctx.get('x-request-id');
     const reqId = SAFE_ID.test(given) ? given : randomUUID();
     ctx.set('X-Request-Id', reqId);
     const start = performance.now();
-    return requestIds.run(reqId, async () => {
-      try {
-        await next();
-      } finally {
-        if (logger.isLevelEnabled('info')) {
-          logger.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round((performance.now() - start) * 10) / 10 }, 'request');
-        }
+    const log = () => {
+      if (lines.isLevelEnabled('info')) {
+        lines.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round((performance.now() - start) * 10) / 10 }, 'request');
       }
-    });
+    };
+    return requestIds.run(reqId, () =>
+      next().then(log, (error: unknown) => {
+        log();
+        throw error;
+      }),
+    );
   };
 }

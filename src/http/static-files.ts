@@ -36,8 +36,12 @@ export function staticFiles(mounts: StaticMount[]): Middleware {
   }
   return function staticRoute(ctx, next) {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
-    const chain = served.filter((s) => s.test(ctx.path)).map((s) => s.handle);
-    if (chain.length === 0) return next();
+    // A loop, not filter/map: this runs for every GET, API requests included, and for them
+    // finds nothing.
+    const p = ctx.path;
+    let chain: Middleware[] | undefined;
+    for (const s of served) if (s.test(p)) (chain ??= []).push(s.handle);
+    if (chain === undefined) return next();
     return compose(chain)(ctx, next);
   };
 }

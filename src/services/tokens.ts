@@ -25,7 +25,12 @@ export interface TokenSettings {
   accessTokenTtl: number;
   /** Seconds of tolerated clock skew. */
   clockSkew: number;
+  /** Verified access tokens remembered by {@link Tokens.verifyAccess}; 0 turns the cache off. */
+  verifyCacheSize?: number;
 }
+
+/** Enough for the tokens in use at once on a busy instance; an entry is well under 1 KB. */
+export const DEFAULT_VERIFY_CACHE_SIZE = 1_000;
 
 export const ALGORITHM = 'HS256';
 
@@ -34,12 +39,16 @@ export interface Tokens {
   /** Signs an access token; it never outlives `notAfter` (ms), the end of its session. */
   signAccess(user: { id: string; name: string; role: Role }, sessionId: string, notAfter: number): { token: string; expiresIn: number };
   /**
-   * Fresh options for `jsonwebtoken.verify` (and so koa-jwt): algorithm, issuer and audience
-   * pinned; add to the object rather than copy it, or its clock stops.
+   * Fresh options for `jsonwebtoken.verify`: algorithm, issuer and audience pinned; add to the
+   * object rather than copy it, or its clock stops.
    */
   verifyOptions(): jwt.VerifyOptions & { complete: true };
-  /** Verifies and checks an access token completely; throws on any failure. */
-  verifyAccess(token: string): AccessClaims;
+  /**
+   * Verifies and checks an access token completely; throws on any failure. The claims come back
+   * frozen, and may come from a cache of tokens verified before (see `createTokens`). Revocation
+   * is the caller's to check, on every request.
+   */
+  verifyAccess(token: string): Readonly<AccessClaims>;
 }
 
 /** A random opaque token of 256 bits, base64url. */
@@ -93,6 +102,15 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
   };
   const options = verifyOptions();
 
+  // Tokens verified before, by their exact text, most recently used last. Checking a token
+  // costs an HMAC and two JSON parses; a client sends the same token with every request until it
+  // expires. What verification decides for a given text changes only with time (the key,
+  // algorithm, issuer and audience are fixed for the life of this object), so an entry is used
+  // only while `exp` is still ahead by the injected clock, and tokens with `nbf` are not kept.
+  // Any other text, one byte changed included, is another key: it is verified in full.
+  const cacheSize = settings.verifyCacheSize ?? DEFAULT_VERIFY_CACHE_SIZE;
+  const verified = new Map<string, Readonly<AccessClaims>>();
+
   return {
     key,
     signAccess(user, sessionId, notAfter) {
@@ -113,7 +131,23 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
     },
     verifyOptions,
     verifyAccess(token) {
-      return checkDecoded(jwt.verify(token, key, options));
+      const now = clock.now() / 1000;
+      const hit = verified.get(token);
+      if (hit !== undefined) {
+        verified.delete(token);
+        // Stricter than verification, which allows the clock skew past exp: once exp passes,
+        // the token is verified in full again and refused from the skew on.
+        if (now < hit.exp) {
+          verified.set(token, hit);
+          return hit;
+        }
+      }
+      const claims = Object.freeze(checkDecoded(jwt.verify(token, key, options)));
+      if (cacheSize > 0 && now < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) {
+        if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
+        verified.set(token, claims);
+      }
+      return claims;
     },
   };
 }
