@@ -110,7 +110,7 @@ function dispatch(handler: AnyHandler): Middleware {
 
 /**
  * Builds the API router from the contract: one route per operation, keyed by operationId, with
- * koa-jwt on every operation that is not `security: []`, then body parsing and validation
+ * the access-token check on every operation that is not `security: []`, then body parsing and validation
  * compiled once from the same schemas, then the handler.
  */
 export function contractRouter(opts: ContractRouterOptions): Router {
