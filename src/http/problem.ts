@@ -34,23 +34,11 @@ const messages: Partial<Record<ErrorCode, string>> = {
 };
 
 /** Converts anything thrown downstream to an {@link AuthError}, or undefined for a 5xx. */
-function toAuthError(error: unknown, ctx: Context): AuthError | undefined {
+function toAuthError(error: unknown): AuthError | undefined {
   if (error instanceof AuthError) return error;
-  const e = error as { status?: number; statusCode?: number; expose?: boolean; originalError?: Error; message?: string };
+  const e = error as { status?: number; statusCode?: number };
   const status = e?.status ?? e?.statusCode;
   if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
-  if (status === 401) {
-    // koa-jwt: no token, or a token that failed verification or the revocation check.
-    if (!ctx.get('authorization')) return new AuthError('missing_token', 'An access token is required (Authorization: Bearer <token>).');
-    const original = e.originalError;
-    const detail =
-      original?.name === 'TokenExpiredError'
-        ? 'The access token has expired.'
-        : original?.message === 'Token revoked'
-          ? 'The access token has been revoked.'
-          : 'The access token is invalid.';
-    return new AuthError('invalid_token', detail, { cause: error });
-  }
   const code = codeForStatus[status];
   if (code) return new AuthError(code, messages[code] ?? STATUS_CODES[status] ?? 'Bad request', { cause: error });
   return undefined;
@@ -69,7 +57,7 @@ function send(ctx: Context, problem: Problem) {
 }
 
 /**
- * First in the chain: turns every error (ours, Koa's HttpError, koa-jwt's, the router's 405, a
+ * First in the chain: turns every error (ours, Koa's HttpError, the router's 405, a
  * body parser's 400/413/415) and every bodiless 4xx into `application/problem+json`. Detail is
  * never shown for a 5xx, and only 5xx are logged as errors.
  */
@@ -99,7 +87,7 @@ export function problemResponses(opts: { logger: Logger }): Middleware {
     }
     // Too late for an answer of our own: Koa ends the response and reports the error.
     if (ctx.headerSent) throw error;
-    const known = toAuthError(error, ctx);
+    const known = toAuthError(error);
     const e = error as { status?: unknown; statusCode?: unknown } | null;
     const status = e?.status ?? e?.statusCode;
     if (!known && typeof status === 'number' && status >= 400 && status < 500) {
