@@ -1,7 +1,6 @@
 import path from 'node:path';
 import cors from '@koa/cors';
 import Koa from 'koa';
-import helmet from 'koa-helmet';
 import type pino from 'pino';
 import { type Clock, systemClock } from './clock';
 import type { Config } from './config';
@@ -11,6 +10,7 @@ import { createHandlers } from './http/handlers';
 import { problemResponses } from './http/problem';
 import { requestLog } from './http/request-log';
 import { requireToken } from './http/require-token';
+import { securityHeaders } from './http/security-headers';
 import { packageDir, staticFiles } from './http/static-files';
 import { createAjv } from './http/validation';
 import { type AuthService, createAuthService } from './services/auth';
@@ -144,7 +144,7 @@ export function createApp(deps: AppDeps): AuthApp {
   app.use(requestLog({ logger }));
   app.use(problemResponses({ logger }));
   app.use(
-    helmet({
+    securityHeaders({
       contentSecurityPolicy: CSP,
       // Token responses are cross-origin only through CORS; nothing here is embeddable.
       crossOriginResourcePolicy: { policy: 'same-origin' },

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 /** The server's settings, parsed and checked once from the environment. */
@@ -22,7 +23,7 @@ export interface Config {
   readonly adminName: string;
   readonly adminPassword: string | undefined;
   readonly allowSignup: boolean;
-  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
+  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number; readonly concurrency: number };
   /** Bytes. */
   readonly bodyLimit: number;
   readonly trustProxy: boolean;
@@ -97,12 +98,18 @@ function readDatabase({ str }: EnvReader, problems: string[]): Pick<Config, 'dat
   return { dataDir, databaseUrl };
 }
 
+/** Password hashes run at once by default: one core fewer than the machine has, at least one. */
+export function defaultHashConcurrency(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
 function readArgon2({ int }: EnvReader): Config['argon2'] {
   return {
     // OWASP's minimum for argon2id: 19 MiB, t=2, p=1.
     memoryCost: int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
     timeCost: int('ARGON2_TIME_COST', 2, 2, 100),
     parallelism: int('ARGON2_PARALLELISM', 1, 1, 16),
+    concurrency: int('ARGON2_CONCURRENCY', defaultHashConcurrency(), 1, 256),
   };
 }
 

@@ -1,48 +1,80 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
+import koaJwt from 'koa-jwt';
+import type jwt from 'jsonwebtoken';
 import { AuthError } from '../errors';
 import type { RevocationList } from '../services/revocations';
-import type { AccessClaims, Tokens } from '../services/tokens';
+import type { Tokens } from '../services/tokens';
 
-/** The token of `Bearer <token>` (scheme case-insensitive, one space, as koa-jwt read it), else undefined. */
+/** The token of `Bearer <token>` (scheme case-insensitive, one space, as koa-jwt reads it), else undefined. */
 function bearerToken(header: string): string | undefined {
   const parts = header.trim().split(' ');
   if (parts.length === 2 && /^Bearer$/i.test(parts[0] as string)) return parts[1];
   return undefined;
 }
 
-function refused(detail: string, cause?: unknown): AuthError {
+const REVOKED = 'Token revoked'; // koa-jwt's message when isRevoked answers true
+
+function refused(cause?: unknown): AuthError {
+  const e = cause as { name?: unknown; message?: unknown } | undefined;
+  const detail =
+    e?.name === 'TokenExpiredError'
+      ? 'The access token has expired.'
+      : e?.message === REVOKED
+        ? 'The access token has been revoked.'
+        : 'The access token is invalid.';
   return new AuthError('invalid_token', detail, cause === undefined ? {} : { cause });
 }
 
 /**
- * Accepts only what this server issues: an `Authorization: Bearer` token that `tokens.verifyAccess`
- * accepts (HS256 with the server's key, its issuer and audience, an `exp`, no `crit` header), of
- * a session that has not been revoked: revocation is looked up on every request, whether the
- * verification came from the cache or not. The verified claims land in `ctx.state.auth`.
- * Failures are `missing_token` and `invalid_token` errors, which `problemResponses` answers with
- * a 401 and a Bearer challenge.
+ * The guard of every operation that is not `security: []`: koa-jwt, configured so it accepts
+ * only what this server issues (HS256 with the server's key, its issuer and audience, an `exp`,
+ * no `crit` header, the claims of the right types) of a session that has not been revoked
+ * (koa-jwt's `isRevoked`). The verified claims land in `ctx.state.auth`. Failures are
+ * `missing_token` and `invalid_token` errors, which `problemResponses` answers with a 401 and a
+ * Bearer challenge.
  *
- * It replaced koa-jwt here (bench/NOTES.md): koa-jwt wraps each verification in several promises
- * and cannot skip verifying a token it verified a moment ago, and its 401 goes through
- * http-errors, which captures a stack trace three times; these errors capture one.
+ * A client sends the same token with every request until it expires, so koa-jwt's verdicts are
+ * remembered by the exact token text until its `exp` (`tokens.cachedAccess`); a remembered token
+ * skips koa-jwt but not the revocation check, which runs on every request (bench/NOTES.md).
+ * koa-jwt runs with `passthrough` so that its failures come back here as `jwtOriginalError` and
+ * are thrown as our errors, with one stack trace instead of http-errors' three.
  */
 export function requireToken(opts: { tokens: Tokens; revocations: RevocationList }): Middleware {
   const { tokens, revocations } = opts;
-  return function requireToken(ctx, next) {
+  // koa-jwt hands its whole options object to jsonwebtoken.verify, so the pinned verify options
+  // and koa-jwt's own live in one object (added to, not copied: see verifyOptions).
+  const options = Object.assign(tokens.verifyOptions(), {
+    secret: tokens.key,
+    // koa-jwt's complete result ({ header, payload, signature }); the claims go to `auth`.
+    key: 'jwt',
+    passthrough: true,
+    // Runs only after jsonwebtoken accepted the signature and the registered claims. A throw here
+    // refuses the token as well.
+    isRevoked: async (ctx: Context, decoded: object, token: string) => {
+      const claims = tokens.acceptVerified(token, decoded as jwt.Jwt);
+      if (revocations.has(claims.sid)) return true;
+      ctx.state['auth'] = claims;
+      return false;
+    },
+  });
+  const guard = koaJwt(options as unknown as koaJwt.Options) as unknown as Middleware;
+
+  return function requireToken(ctx: Context, next: Next) {
     const header = ctx.get('authorization');
     if (!header) throw new AuthError('missing_token', 'An access token is required (Authorization: Bearer <token>).');
     const token = bearerToken(header);
-    if (token === undefined) throw refused('The access token is invalid.');
-    let claims: Readonly<AccessClaims>;
-    try {
-      claims = tokens.verifyAccess(token);
-    } catch (error) {
-      const expired = error instanceof Error && error.name === 'TokenExpiredError';
-      throw refused(expired ? 'The access token has expired.' : 'The access token is invalid.', error);
+    if (token === undefined) throw refused();
+    const cached = tokens.cachedAccess(token);
+    if (cached !== undefined) {
+      if (revocations.has(cached.sid)) throw refused(new Error(REVOKED));
+      ctx.state['auth'] = cached;
+      return next();
     }
-    if (revocations.has(claims.sid)) throw refused('The access token has been revoked.');
-    ctx.state['auth'] = claims;
-    // After the checks, outside any try: a failure downstream is not a 401.
-    return next();
+    return guard(ctx, () => {
+      // Fails closed: on with the request only when isRevoked accepted this very token.
+      const failure: unknown = ctx.state['jwtOriginalError'];
+      if (failure !== undefined || ctx.state['auth'] === undefined) throw refused(failure);
+      return next();
+    });
   };
 }

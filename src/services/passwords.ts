@@ -1,13 +1,26 @@
-import { type Algorithm, hash, verify } from '@node-rs/argon2';
+import * as argon2 from '@node-rs/argon2';
+import { Semaphore } from 'async-mutex';
+import { defaultHashConcurrency } from '../config';
+import { AuthError } from '../errors';
 
 // Algorithm is a const enum, which isolated modules cannot read: 2 is Argon2id.
-const ARGON2ID = 2 as Algorithm;
-import { AuthError } from '../errors';
+const ARGON2ID = 2 as argon2.Algorithm;
 
 export interface Argon2Params {
   memoryCost: number;
   timeCost: number;
   parallelism: number;
+  /**
+   * Hashes (or verifications) run at once; the rest wait their turn. Default: one core fewer
+   * than the machine has, at least one, so hashing never takes every core from the event loop.
+   */
+  concurrency?: number;
+}
+
+/** The two calls of @node-rs/argon2 this module makes; tests may pass their own. */
+export interface Argon2 {
+  hash(password: string, options: argon2.Options): Promise<string>;
+  verify(hashed: string, password: string): Promise<boolean>;
 }
 
 export const MIN_PASSWORD_CHARS = 8;
@@ -40,20 +53,29 @@ export function checkPasswordPolicy(password: string, pointer = '/password'): vo
   }
 }
 
-/** argon2id hashing; the work runs on libuv's thread pool, off the event loop. */
-export async function createPasswords(params: Argon2Params): Promise<Passwords> {
-  const options = { algorithm: ARGON2ID, ...params, outputLen: 32 };
-  const dummy = await hash('dummy password for unknown names', options);
-  const expected = `$argon2id$v=19$m=${params.memoryCost},t=${params.timeCost},p=${params.parallelism}$`;
-  const check = async (stored: string, password: string) => {
-    try {
-      return await verify(stored, password);
-    } catch {
-      return false;
-    }
-  };
+/**
+ * argon2id hashing. The work runs on libuv's thread pool, off the event loop, at most
+ * `params.concurrency` at once: unbounded, a burst of logins fills the pool (four threads) and
+ * both cores with hashing, and every other request waits behind it (bench/NOTES.md). A queued
+ * request holds no argon2 memory until its turn.
+ */
+export async function createPasswords(params: Argon2Params, impl: Argon2 = argon2): Promise<Passwords> {
+  const { memoryCost, timeCost, parallelism } = params;
+  const options = { algorithm: ARGON2ID, memoryCost, timeCost, parallelism, outputLen: 32 };
+  const slots = new Semaphore(params.concurrency ?? defaultHashConcurrency());
+  const hash = (password: string) => slots.runExclusive(() => impl.hash(password, options));
+  const dummy = await hash('dummy password for unknown names');
+  const expected = `$argon2id$v=19$m=${memoryCost},t=${timeCost},p=${parallelism}$`;
+  const check = (stored: string, password: string) =>
+    slots.runExclusive(async () => {
+      try {
+        return await impl.verify(stored, password);
+      } catch {
+        return false;
+      }
+    });
   return {
-    hash: (password) => hash(password, options),
+    hash,
     verify: check,
     async verifyDummy(password) {
       await check(dummy, password);

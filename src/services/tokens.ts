@@ -39,15 +39,25 @@ export interface Tokens {
   /** Signs an access token; it never outlives `notAfter` (ms), the end of its session. */
   signAccess(user: { id: string; name: string; role: Role }, sessionId: string, notAfter: number): { token: string; expiresIn: number };
   /**
-   * Fresh options for `jsonwebtoken.verify`: algorithm, issuer and audience pinned; add to the
-   * object rather than copy it, or its clock stops.
+   * Fresh options for `jsonwebtoken.verify` (koa-jwt passes its options through): algorithm,
+   * issuer, audience and clock skew pinned; add to the object rather than copy it, or its clock
+   * stops.
    */
   verifyOptions(): jwt.VerifyOptions & { complete: true };
   /**
-   * Verifies and checks an access token completely; throws on any failure. The claims come back
-   * frozen, and may come from a cache of tokens verified before (see `createTokens`). Revocation
-   * is the caller's to check, on every request.
+   * Takes a token whose signature and registered claims `jsonwebtoken.verify` with
+   * {@link verifyOptions} has just accepted (`decoded` is its complete result): checks what
+   * jsonwebtoken leaves alone ({@link checkDecoded}), remembers the verdict for
+   * {@link cachedAccess}, and returns the claims, frozen. Throws when the check fails.
    */
+  acceptVerified(token: string, decoded: jwt.Jwt): Readonly<AccessClaims>;
+  /**
+   * The claims of a token accepted before, by its exact text, while its `exp` is still ahead;
+   * otherwise undefined, and the token must be verified in full. Revocation is the caller's to
+   * check, on every request.
+   */
+  cachedAccess(token: string): Readonly<AccessClaims> | undefined;
+  /** Verifies and checks an access token completely (or answers from the cache); throws on any failure. */
   verifyAccess(token: string): Readonly<AccessClaims>;
 }
 
@@ -111,6 +121,26 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
   const cacheSize = settings.verifyCacheSize ?? DEFAULT_VERIFY_CACHE_SIZE;
   const verified = new Map<string, Readonly<AccessClaims>>();
 
+  const acceptVerified = (token: string, decoded: jwt.Jwt): Readonly<AccessClaims> => {
+    const claims = Object.freeze(checkDecoded(decoded));
+    if (cacheSize > 0 && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) {
+      verified.delete(token);
+      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
+      verified.set(token, claims);
+    }
+    return claims;
+  };
+  const cachedAccess = (token: string): Readonly<AccessClaims> | undefined => {
+    const hit = verified.get(token);
+    if (hit === undefined) return undefined;
+    verified.delete(token);
+    // Stricter than verification, which allows the clock skew past exp: once exp passes, the
+    // token is verified in full again and refused from the skew on.
+    if (clock.now() / 1000 >= hit.exp) return undefined;
+    verified.set(token, hit);
+    return hit;
+  };
+
   return {
     key,
     signAccess(user, sessionId, notAfter) {
@@ -130,24 +160,8 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
       return { token: jwt.sign(claims, key, { algorithm: ALGORITHM }), expiresIn: Math.max(1, exp - iat) };
     },
     verifyOptions,
-    verifyAccess(token) {
-      const now = clock.now() / 1000;
-      const hit = verified.get(token);
-      if (hit !== undefined) {
-        verified.delete(token);
-        // Stricter than verification, which allows the clock skew past exp: once exp passes,
-        // the token is verified in full again and refused from the skew on.
-        if (now < hit.exp) {
-          verified.set(token, hit);
-          return hit;
-        }
-      }
-      const claims = Object.freeze(checkDecoded(jwt.verify(token, key, options)));
-      if (cacheSize > 0 && now < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) {
-        if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
-        verified.set(token, claims);
-      }
-      return claims;
-    },
+    acceptVerified,
+    cachedAccess,
+    verifyAccess: (token) => cachedAccess(token) ?? acceptVerified(token, jwt.verify(token, key, options)),
   };
 }

@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
-import pg from 'pg';
 import { createKyselyStore, migrate } from './kysely-store';
 import type { Database } from './schema';
 import type { Store } from './store';
@@ -22,8 +20,11 @@ export async function openStore(url: string): Promise<Store> {
   return createKyselyStore(db);
 }
 
+// Each driver is loaded only when the URL names it: a server on SQLite never holds pg in memory
+// (about 4.5 MB of RSS), nor one on PostgreSQL the SQLite addon (bench/NOTES.md).
 function dialectFor(url: string) {
   if (url.startsWith('sqlite:')) {
+    const SqliteDatabase = require('better-sqlite3') as typeof import('better-sqlite3');
     const file = url.slice('sqlite:'.length).replace(/^\/\//, '');
     if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const database = new SqliteDatabase(file === ':memory:' ? ':memory:' : path.resolve(file));
@@ -33,6 +34,7 @@ function dialectFor(url: string) {
     return new SqliteDialect({ database });
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
+    const pg = require('pg') as typeof import('pg');
     const pool = new pg.Pool({
       connectionString: url,
       max: 10,

@@ -1,4 +1,5 @@
 import type { Response } from 'supertest';
+import { helmetHeaders } from '../../src/http/security-headers';
 import { expectContract } from '../support/contract-check';
 import { makeApp } from '../support/make-app';
 
@@ -55,6 +56,29 @@ describe('security headers', () => {
     expect(answers.map((r) => r.status)).toEqual([200, 401, 404, 400]);
     for (const res of answers) expectBaseHeaders(res);
     await t.close();
+  });
+
+  test('when anything is answered, then it carries the rest of helmet\'s headers, set once at start-up, and no HSTS (TLS is the proxy\'s)', async () => {
+    const t = await makeApp();
+    for (const res of [await t.http().get('/'), await t.http().get('/user'), await t.http().get('/healthz')]) {
+      expect(res.headers).toMatchObject({
+        'cross-origin-opener-policy': 'same-origin',
+        'cross-origin-resource-policy': 'same-origin',
+        'origin-agent-cluster': '?1',
+        'x-dns-prefetch-control': 'off',
+        'x-download-options': 'noopen',
+        'x-permitted-cross-domain-policies': 'none',
+        'x-xss-protection': '0',
+      });
+      expect(res.headers['strict-transport-security']).toBeUndefined();
+      expect(parseCsp(res.headers['content-security-policy']).get('default-src')).toEqual(["'self'"]);
+    }
+    await t.close();
+  });
+
+  test('when a CSP directive would depend on the request (a function), then the headers are not fixed at start-up: it refuses', () => {
+    expect(() => helmetHeaders({ contentSecurityPolicy: { directives: { scriptSrc: ["'self'", () => "'nonce-x'"] } } })).toThrow(/depends on the request/);
+    expect(helmetHeaders({ contentSecurityPolicy: { directives: { scriptSrc: ["'self'"] } } })['Content-Security-Policy']).toMatch(/script-src 'self'/);
   });
 
   test('when tokens are issued or the caller is described, then the answer says Cache-Control: no-store', async () => {

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
 
 const SECRET = 'x'.repeat(32);
@@ -18,7 +21,7 @@ describe('loadConfig', () => {
       bodyLimit: 16 * 1024,
       trustProxy: false,
       corsOrigins: [],
-      argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1 },
+      argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, concurrency: Math.max(1, availableParallelism() - 1) },
     });
     expect(c.databaseUrl).toMatch(/^sqlite:.*auth\.db$/);
     expect(Object.isFrozen(c)).toBe(true);
@@ -31,6 +34,7 @@ describe('loadConfig', () => {
     ['a port that is not a number', { PORT: 'eighty' }, /PORT must be a whole number/],
     ['an access TTL of 0', { ACCESS_TOKEN_TTL: '0' }, /ACCESS_TOKEN_TTL/],
     ['argon2 memory under the OWASP minimum', { ARGON2_MEMORY_KIB: '1024' }, /ARGON2_MEMORY_KIB/],
+    ['no hash at a time', { ARGON2_CONCURRENCY: '0' }, /ARGON2_CONCURRENCY/],
     ['a boolean that is not one', { ALLOW_SIGNUP: 'maybe' }, /ALLOW_SIGNUP must be true or false/],
     ['an unknown database', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must start with/],
     ['a CORS entry that is not an origin', { CORS_ORIGINS: 'https://ok.example,not an origin' }, /CORS_ORIGINS/],
@@ -57,5 +61,20 @@ describe('loadConfig', () => {
     const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET });
     expect(c.jwtSecret).toBe(SECRET);
     expect(c.adminPassword).toBeUndefined();
+  });
+});
+
+describe('the documentation of the configuration', () => {
+  const root = path.join(__dirname, '..', '..');
+  const read = (file: string) => fs.readFileSync(path.join(root, file), 'utf8');
+  // Every key loadConfig reads is named as a string literal in upper case in config.ts.
+  const keys = [...new Set([...read('src/config.ts').matchAll(/\('([A-Z][A-Z0-9_]+)'/g)].map((m) => m[1] as string))];
+
+  test('when config.ts reads a key, then .env.example sets it or shows it commented out, and the README table names it', () => {
+    expect(keys.length).toBeGreaterThan(20);
+    const example = read('.env.example');
+    const readme = read('README.md');
+    const undocumented = keys.filter((key) => !new RegExp(`^(# )?${key}=`, 'm').test(example) || !readme.includes(`\`${key}\``));
+    expect(undocumented).toEqual([]);
   });
 });

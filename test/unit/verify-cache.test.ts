@@ -25,7 +25,9 @@ function setup(opts: { clockSkew?: number; cacheSize?: number } = {}) {
   /** Runs the middleware as the router does: resolves with what it set and whether it went on. */
   const request = async (authorization: string | undefined) => {
     const state: Record<string, unknown> = {};
-    const ctx = { get: (name: string) => (name.toLowerCase() === 'authorization' ? (authorization ?? '') : ''), state } as unknown as Context;
+    // What the middleware and koa-jwt read of a Koa context.
+    const header = authorization === undefined ? {} : { authorization };
+    const ctx = { get: (name: string) => (name.toLowerCase() === 'authorization' ? (authorization ?? '') : ''), header, headers: header, state } as unknown as Context;
     reached = false;
     await middleware(ctx, async () => {
       reached = true;
