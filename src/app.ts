@@ -10,7 +10,7 @@ import { createHandlers } from './http/handlers';
 import { problemResponses } from './http/problem';
 import { requestLog } from './http/request-log';
 import { requireToken } from './http/require-token';
-import { securityHeaders } from './http/security-headers';
+import { helmetHeaders, securityHeaders } from './http/security-headers';
 import { packageDir, staticFiles } from './http/static-files';
 import { createAjv } from './http/validation';
 import { type AuthService, createAuthService } from './services/auth';
@@ -88,21 +88,55 @@ export function createServices(deps: AppDeps): Services {
   return { auth, tokens, revocations, limiter, contract: deps.contract ?? loadContract() };
 }
 
-const CSP = {
-  useDefaults: false,
-  directives: {
-    defaultSrc: ["'self'"],
-    scriptSrc: ["'self'"],
-    styleSrc: ["'self'"],
-    imgSrc: ["'self'", 'data:'],
-    fontSrc: ["'self'"],
-    connectSrc: ["'self'"],
-    objectSrc: ["'none'"],
-    baseUri: ["'none'"],
-    formAction: ["'self'"],
-    frameAncestors: ["'none'"],
+/**
+ * The pages' headers (and their scripts, styles, fonts and the API docs): helmet's, with a CSP
+ * that allows only this origin and no inline script.
+ */
+const PAGE_HEADERS = helmetHeaders({
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'"],
+      imgSrc: ["'self'", 'data:'],
+      fontSrc: ["'self'"],
+      connectSrc: ["'self'"],
+      objectSrc: ["'none'"],
+      baseUri: ["'none'"],
+      formAction: ["'self'"],
+      frameAncestors: ["'none'"],
+    },
   },
-};
+  // Token responses are cross-origin only through CORS; nothing here is embeddable.
+  crossOriginResourcePolicy: { policy: 'same-origin' },
+  referrerPolicy: { policy: 'no-referrer' },
+  // The legacy header, agreeing with frame-ancestors 'none'.
+  xFrameOptions: { action: 'deny' },
+  // TLS ends at the proxy, which owns HSTS.
+  strictTransportSecurity: false,
+});
+
+/**
+ * Every other answer (the API's JSON and problems): the headers OWASP's REST Security Cheat Sheet
+ * names for API responses (a CSP of `default-src 'none'; frame-ancestors 'none'`, nosniff,
+ * X-Frame-Options DENY; Cache-Control: no-store is the handlers'), with no Referer and no
+ * cross-origin reads. The page-only headers are left out: every answer pays for its header bytes,
+ * and these are most of an answer to GET /user (bench/NOTES.md).
+ */
+const API_HEADERS = helmetHeaders({
+  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  crossOriginResourcePolicy: { policy: 'same-origin' },
+  referrerPolicy: { policy: 'no-referrer' },
+  xFrameOptions: { action: 'deny' },
+  strictTransportSecurity: false,
+  crossOriginOpenerPolicy: false,
+  originAgentCluster: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
+});
 
 /**
  * Builds the Koa app. Importing this module does nothing; the app listens only when the caller
@@ -118,6 +152,7 @@ export function createApp(deps: AppDeps): AuthApp {
 
   const handlers = createHandlers({
     auth: services.auth,
+    logger,
     store: deps.store,
     limiter: services.limiter,
     allowSignup: config.allowSignup,
@@ -143,17 +178,7 @@ export function createApp(deps: AppDeps): AuthApp {
 
   app.use(requestLog({ logger }));
   app.use(problemResponses({ logger }));
-  app.use(
-    securityHeaders({
-      contentSecurityPolicy: CSP,
-      // Token responses are cross-origin only through CORS; nothing here is embeddable.
-      crossOriginResourcePolicy: { policy: 'same-origin' },
-      referrerPolicy: { policy: 'no-referrer' },
-      // The legacy header, agreeing with frame-ancestors 'none'.
-      xFrameOptions: { action: 'deny' },
-      strictTransportSecurity: false,
-    }),
-  );
+  app.use(securityHeaders(API_HEADERS));
   if (config.corsOrigins.length > 0) {
     const allowed = new Set(config.corsOrigins);
     app.use(
@@ -172,7 +197,7 @@ export function createApp(deps: AppDeps): AuthApp {
       { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400 },
       { prefix: '/vendor/bootstrap-icons', root: packageDir('bootstrap-icons', 'font'), maxAge: 86_400 },
       { prefix: '/docs', root: packageDir('swagger-ui-dist'), maxAge: 86_400 },
-    ]),
+    ], { headers: PAGE_HEADERS }),
   );
   app.use(router.routes());
   app.use(router.allowedMethods());

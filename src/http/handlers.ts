@@ -2,9 +2,11 @@ import type { Context } from 'koa';
 import { AuthError } from '../errors';
 import type { AuthService, TokenPair } from '../services/auth';
 import type { LoginLimiter } from '../services/login-limiter';
+import type { Logger } from '../services/logger';
 import { nameKey } from '../services/names';
 import type { Store } from '../store/store';
 import type { Handlers } from './handler-types';
+import { requestLogger } from './request-log';
 
 export const REFRESH_COOKIE = 'refresh_token';
 /** The cookie goes only to `POST /refresh`: logout finds its session from the access token. */
@@ -12,6 +14,8 @@ export const REFRESH_COOKIE_PATH = '/refresh';
 
 export interface HandlerDeps {
   auth: AuthService;
+  /** The server's logger; each request's lines get its id through {@link requestLogger}. */
+  logger: Logger;
   store: Store;
   limiter: LoginLimiter;
   allowSignup: boolean;
@@ -24,6 +28,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** The HTTP side of every operation: adapts ctx to the services and back, nothing more. */
 export function createHandlers(deps: HandlerDeps): Handlers {
   const { auth, store, limiter } = deps;
+  const log = (ctx: Context) => ({ log: requestLogger(ctx, deps.logger) });
 
   const setRefreshCookie = (ctx: Context, value: string | null, maxAgeSeconds = 0) => {
     const secure = deps.cookieSecure === 'auto' ? ctx.secure : deps.cookieSecure;
@@ -72,7 +77,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       await limiter.check(ctx.ip, key);
       let pair: TokenPair;
       try {
-        pair = await auth.login(body.name, body.password, { userAgent: ctx.get('user-agent') || null });
+        pair = await auth.login(body.name, body.password, { userAgent: ctx.get('user-agent') || null, ...log(ctx) });
       } catch (error) {
         if (error instanceof AuthError && error.code === 'invalid_credentials') await limiter.fail(ctx.ip, key);
         throw error;
@@ -85,7 +90,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       const token = body.refresh_token ?? ctx.cookies.get(REFRESH_COOKIE);
       if (!token) throw new AuthError('invalid_refresh_token', 'No refresh token was sent (cookie or body).');
       try {
-        const reply = tokenReply(ctx, await auth.refresh(token));
+        const reply = tokenReply(ctx, await auth.refresh(token, log(ctx)));
         if (body.refresh_token !== undefined) return reply;
         // A browser's refresh token stays in the httpOnly cookie: page scripts never see it.
         const { refresh_token: _inCookieOnly, ...rest } = reply.body;
@@ -105,8 +110,8 @@ export function createHandlers(deps: HandlerDeps): Handlers {
 
     getUser: ({ auth: claims }) => ({ status: 200, body: { id: claims.sub, name: claims.name, role: claims.role } }),
 
-    async changePassword({ auth: claims, body }) {
-      await auth.changePassword(claims.sub, body.current_password, body.new_password);
+    async changePassword({ auth: claims, body, ctx }) {
+      await auth.changePassword(claims.sub, body.current_password, body.new_password, log(ctx));
       return { status: 204 };
     },
 
@@ -122,7 +127,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     async signup({ body, ctx }) {
       if (!deps.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
       await limiter.hit(ctx.ip);
-      return { status: 201, body: await auth.signup(body.name, body.password) };
+      return { status: 201, body: await auth.signup(body.name, body.password, log(ctx)) };
     },
 
     async listSessions({ auth: claims }) {

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Context, Middleware } from 'koa';
 import { AuthError, type ErrorCode, type FieldError } from '../errors';
 import type { Logger } from '../services/logger';
+import { requestLogger } from './request-log';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -97,7 +98,7 @@ export function problemResponses(opts: { logger: Logger }): Middleware {
       return;
     }
     if (!known) {
-      opts.logger.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
+      requestLogger(ctx, opts.logger).error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
       ctx.remove('Allow');
       send(ctx, { type: 'about:blank', title: STATUS_CODES[500] ?? 'Internal Server Error', status: 500 });
       return;

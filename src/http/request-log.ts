@@ -1,23 +1,17 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import pino from 'pino';
-
-const requestIds = new AsyncLocalStorage<string>();
+import type { Logger } from '../services/logger';
 
 /**
- * The server's logger: JSON lines; each line logged while a request is handled carries its
- * `reqId`. Secrets are redacted as a second line of defence: nothing logs them on purpose.
+ * The server's logger: JSON lines. Lines about a request come from {@link requestLogger}, which
+ * adds its `reqId`. Secrets are redacted as a second line of defence: nothing logs them on purpose.
  */
 export function createLogger(level: pino.LevelWithSilent, destination?: pino.DestinationStream): pino.Logger {
   return pino(
     {
       level,
       base: undefined,
-      mixin: () => {
-        const reqId = requestIds.getStore();
-        return reqId === undefined ? {} : { reqId };
-      },
       redact: {
         paths: [
           'password',
@@ -44,6 +38,18 @@ export function createLogger(level: pino.LevelWithSilent, destination?: pino.Des
 const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
+ * The logger for lines about this request: `logger` with the request's `reqId`, made on first use
+ * and kept on `ctx.state`. Passed explicitly, rather than found through AsyncLocalStorage, which
+ * puts a hook on every promise of every request and cost about a fifth of `GET /user`
+ * (bench/NOTES.md).
+ */
+export function requestLogger(ctx: Context, logger: Logger): Logger {
+  const state = ctx.state as { log?: Logger; reqId?: string };
+  state.log ??= state.reqId === undefined || logger.child === undefined ? logger : logger.child({ reqId: state.reqId });
+  return state.log;
+}
+
+/**
  * Gives each request an id (the client's `X-Request-Id` when it is a safe token, else a new
  * UUID), echoes it in `X-Request-Id`, and logs one line when the request ends: method, path
  * (never the query string, which may carry secrets), status and duration.
@@ -58,17 +64,16 @@ export function requestLog(opts: { logger: pino.Logger }): Middleware {
     const given = ctx.get('x-request-id');
     const reqId = SAFE_ID.test(given) ? given : randomUUID();
     ctx.set('X-Request-Id', reqId);
+    ctx.state['reqId'] = reqId;
     const start = performance.now();
     const log = () => {
       if (lines.isLevelEnabled('info')) {
-        lines.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round((performance.now() - start) * 10) / 10 }, 'request');
+        lines.info({ reqId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round((performance.now() - start) * 10) / 10 }, 'request');
       }
     };
-    return requestIds.run(reqId, () =>
-      next().then(log, (error: unknown) => {
-        log();
-        throw error;
-      }),
-    );
+    return next().then(log, (error: unknown) => {
+      log();
+      throw error;
+    });
   };
 }

@@ -32,9 +32,9 @@ export function helmetHeaders(options: HelmetOptions): Readonly<Record<string, s
   return Object.freeze(headers);
 }
 
-/** Sets helmet's headers (see {@link helmetHeaders}) on every answer. */
-export function securityHeaders(options: HelmetOptions): Middleware {
-  const headers = Object.entries(helmetHeaders(options));
+/** Sets headers worked out once (see {@link helmetHeaders}) on every answer. */
+export function securityHeaders(fixed: Readonly<Record<string, string>>): Middleware {
+  const headers = Object.entries(fixed);
   return function securityHeaders(ctx, next) {
     for (const [name, value] of headers) ctx.response.set(name, value);
     return next();

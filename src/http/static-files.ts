@@ -16,9 +16,11 @@ export interface StaticMount {
 /**
  * Serves the pages and the front-end packages with koa-static, public to everyone. Only GET and
  * HEAD requests whose path belongs to a mount are looked up on disk, so API requests such as
- * `GET /user` never pay for a file-system look-up.
+ * `GET /user` never pay for a file-system look-up. What it serves gets `opts.headers` (the
+ * pages' security headers).
  */
-export function staticFiles(mounts: StaticMount[]): Middleware {
+export function staticFiles(mounts: StaticMount[], opts: { headers?: Readonly<Record<string, string>> } = {}): Middleware {
+  const headers = Object.entries(opts.headers ?? {});
   const served: { test: (p: string) => boolean; handle: Middleware }[] = [];
   for (const m of mounts) {
     const middleware = serve(m.root, { extensions: ['html'], maxage: (m.maxAge ?? 0) * 1000, defer: false });
@@ -42,6 +44,8 @@ export function staticFiles(mounts: StaticMount[]): Middleware {
     let chain: Middleware[] | undefined;
     for (const s of served) if (s.test(p)) (chain ??= []).push(s.handle);
     if (chain === undefined) return next();
+    // Pages and their assets: the headers a page needs (its CSP), over those of an API answer.
+    for (const [name, value] of headers) ctx.response.set(name, value);
     return compose(chain)(ctx, next);
   };
 }

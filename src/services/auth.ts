@@ -36,15 +36,18 @@ export interface SessionMeta {
   userAgent: string | null;
 }
 
+/** The logger for the lines of one call (the request's, with its id); the service's otherwise. */
+export type CallLog = { log?: Logger };
+
 /** Logging in and sessions, plus the account verbs of {@link UserAdmin}, which it delegates to. */
 export interface AuthService extends UserAdmin {
-  login(name: string, password: string, meta: SessionMeta): Promise<TokenPair>;
-  refresh(refreshToken: string): Promise<TokenPair>;
+  login(name: string, password: string, meta: SessionMeta & CallLog): Promise<TokenPair>;
+  refresh(refreshToken: string, call?: CallLog): Promise<TokenPair>;
   logout(sessionId: string): Promise<void>;
   listSessions(userId: string): Promise<SessionRecord[]>;
   endSession(userId: string, sessionId: string): Promise<void>;
-  changePassword(userId: string, current: string, next: string): Promise<void>;
-  signup(name: string, password: string): Promise<PublicUser>;
+  changePassword(userId: string, current: string, next: string, call?: CallLog): Promise<void>;
+  signup(name: string, password: string, call?: CallLog): Promise<PublicUser>;
 }
 
 export interface AuthDeps {
@@ -84,17 +87,18 @@ export function createAuthService(deps: AuthDeps): AuthService {
     ...users,
 
     async login(name, password, meta) {
+      const log = meta.log ?? logger;
       const user = await store.findUserByNameKey(nameKey(name));
       if (!user) {
         // Same cost as a wrong password, so timing does not tell which names exist.
         await passwords.verifyDummy(password);
         // Security event without the name: people type passwords into the name field.
-        logger.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
+        log.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
         throw invalidCredentials();
       }
       const ok = await passwords.verify(user.passwordHash, password);
       if (!ok || user.disabled) {
-        logger.info({ event: 'login_failed', reason: ok ? 'disabled' : 'wrong_password', userId: user.id }, 'login failed');
+        log.info({ event: 'login_failed', reason: ok ? 'disabled' : 'wrong_password', userId: user.id }, 'login failed');
         throw invalidCredentials();
       }
       const now = clock.now();
@@ -108,11 +112,12 @@ export function createAuthService(deps: AuthDeps): AuthService {
         { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent: meta.userAgent?.slice(0, 512) ?? null },
         { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
       );
-      logger.info({ event: 'login', userId: user.id, sessionId: session.id }, 'user logged in');
+      log.info({ event: 'login', userId: user.id, sessionId: session.id }, 'user logged in');
       return issue(user, session, refreshToken, refreshExpiresAt);
     },
 
-    async refresh(refreshToken) {
+    async refresh(refreshToken, call) {
+      const log = call?.log ?? logger;
       const now = clock.now();
       const next = randomToken();
       // The new token's expiry is capped by the session's below, once the session is known.
@@ -121,12 +126,12 @@ export function createAuthService(deps: AuthDeps): AuthService {
       if (result.outcome === 'invalid') throw invalidRefresh();
       if (result.outcome === 'reused') {
         if (now - result.usedAt <= settings.refreshReuseGraceMs) {
-          logger.warn({ event: 'refresh_token_race', sessionId: result.sessionId }, 'refresh token used twice at once; the later request was refused');
+          log.warn({ event: 'refresh_token_race', sessionId: result.sessionId }, 'refresh token used twice at once; the later request was refused');
           throw invalidRefresh();
         }
         // RFC 9700 §4.14.2: a replayed refresh token means it leaked; end its whole family.
         if (await store.revokeSession(result.sessionId, 'refresh_token_reused', now)) revocations.add(result.sessionId, now);
-        logger.warn({ event: 'refresh_token_reused', security: true, sessionId: result.sessionId }, 'refresh token replayed: session revoked');
+        log.warn({ event: 'refresh_token_reused', security: true, sessionId: result.sessionId }, 'refresh token replayed: session revoked');
         throw new AuthError('refresh_token_reused', 'The refresh token was already used; the session has been ended.');
       }
       const expiresAt = Math.min(provisional, result.session.expiresAt);
@@ -149,7 +154,8 @@ export function createAuthService(deps: AuthDeps): AuthService {
       if (await store.revokeSession(sessionId, 'ended_by_user', now)) revocations.add(sessionId, now);
     },
 
-    async changePassword(userId, current, next) {
+    async changePassword(userId, current, next, call) {
+      const log = call?.log ?? logger;
       const user = await store.findUserById(userId);
       if (!user || user.disabled) throw new AuthError('invalid_token', 'The account is gone or disabled.');
       if (!(await passwords.verify(user.passwordHash, current))) {
@@ -160,13 +166,14 @@ export function createAuthService(deps: AuthDeps): AuthService {
       checkPasswordPolicy(next, '/body/new_password');
       await store.setPasswordHash(user.id, await passwords.hash(next), clock.now());
       await revokeAll(user.id, 'password_changed');
-      logger.info({ event: 'password_changed', userId: user.id }, 'password changed; sessions ended');
+      log.info({ event: 'password_changed', userId: user.id }, 'password changed; sessions ended');
     },
 
-    async signup(name, password) {
+    async signup(name, password, call) {
+      const log = call?.log ?? logger;
       if (!settings.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
       const user = await users.addUser(name, password, 'user');
-      logger.info({ event: 'signup', userId: user.id }, 'user signed up');
+      log.info({ event: 'signup', userId: user.id }, 'user signed up');
       return user;
     },
   };

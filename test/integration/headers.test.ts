@@ -58,20 +58,46 @@ describe('security headers', () => {
     await t.close();
   });
 
-  test('when anything is answered, then it carries the rest of helmet\'s headers, set once at start-up, and no HSTS (TLS is the proxy\'s)', async () => {
+  test.each(['/', '/login', '/js/api.js', '/vendor/bootstrap/css/bootstrap.min.css', '/docs/'])('when the page or asset %s is fetched, then it carries the rest of helmet\'s headers and no HSTS (TLS is the proxy\'s)', async (url) => {
     const t = await makeApp();
-    for (const res of [await t.http().get('/'), await t.http().get('/user'), await t.http().get('/healthz')]) {
-      expect(res.headers).toMatchObject({
-        'cross-origin-opener-policy': 'same-origin',
-        'cross-origin-resource-policy': 'same-origin',
-        'origin-agent-cluster': '?1',
-        'x-dns-prefetch-control': 'off',
-        'x-download-options': 'noopen',
-        'x-permitted-cross-domain-policies': 'none',
-        'x-xss-protection': '0',
-      });
-      expect(res.headers['strict-transport-security']).toBeUndefined();
-      expect(parseCsp(res.headers['content-security-policy']).get('default-src')).toEqual(["'self'"]);
+    const res = await t.http().get(url);
+    expect(res.status).toBe(200);
+    expect(res.headers).toMatchObject({
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-resource-policy': 'same-origin',
+      'origin-agent-cluster': '?1',
+      'x-dns-prefetch-control': 'off',
+      'x-download-options': 'noopen',
+      'x-permitted-cross-domain-policies': 'none',
+      'x-xss-protection': '0',
+    });
+    expect(res.headers['strict-transport-security']).toBeUndefined();
+    expect(parseCsp(res.headers['content-security-policy']).get('default-src')).toEqual(["'self'"]);
+    await t.close();
+  });
+
+  test('when the API answers (success, problem, unknown path), then it carries the headers OWASP names for API responses and none of the page-only ones', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser();
+    const token = (await t.login(u.name, u.password)).access;
+    const answers = [
+      await t.http().get('/user').set('Authorization', `Bearer ${token}`),
+      await t.http().get('/user'),
+      await t.http().get('/healthz'),
+      await t.http().get('/no/such/path'),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([200, 401, 200, 404]);
+    for (const res of answers) {
+      expectBaseHeaders(res);
+      const csp = parseCsp(res.headers['content-security-policy']);
+      expect([...csp.entries()]).toEqual([
+        ['default-src', ["'none'"]],
+        ['frame-ancestors', ["'none'"]],
+      ]);
+      expect(res.headers['cross-origin-resource-policy']).toBe('same-origin');
+      for (const pageOnly of ['cross-origin-opener-policy', 'origin-agent-cluster', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection', 'strict-transport-security']) {
+        expect([pageOnly, res.headers[pageOnly]]).toEqual([pageOnly, undefined]);
+      }
     }
     await t.close();
   });

@@ -103,6 +103,11 @@ describe('secrets stay out of the logs', () => {
     // The scan means something only if the flows were logged.
     expect(events).toEqual(expect.arrayContaining(['login', 'refresh_token_reused', 'password_changed', 'signup']));
     expect(t.logs.lines().filter((l) => l['msg'] === 'request')).toHaveLength(14);
+    // Every line a service logged during a request carries that request's id.
+    const requestIds = new Set(t.logs.lines().filter((l) => l['msg'] === 'request').map((l) => l['reqId']));
+    const eventLines = t.logs.lines().filter((l) => l['event']);
+    expect(eventLines.length).toBeGreaterThanOrEqual(7);
+    for (const line of eventLines) expect([line['event'], requestIds.has(line['reqId'])]).toEqual([line['event'], true]);
     expect(secrets.length).toBeGreaterThanOrEqual(13);
     for (const secret of secrets) expect(text).not.toContain(secret);
     expect(text).not.toMatch(/authorization/i);
