@@ -87,3 +87,18 @@ describe('server start-up', () => {
     expect(second.stderr()).toMatch(/migrated by a newer version.*9999_from_the_future/);
   });
 });
+
+describe('the server log on standard output', () => {
+  test('when one request comes and then nothing, then its line still reaches stdout (blocks are flushed at least every 100 ms), and the rest on exit', async () => {
+    const dataDir = tempDir();
+    const server = await startServer({ NODE_ENV: 'development', DATA_DIR: dataDir, JWT_SECRET: SECRET, ADMIN_PASSWORD: 'first-admin-password' });
+    const res = await fetch(`${server.url}/healthz`, { headers: { 'x-request-id': 'lonely-request-1' } });
+    expect(res.status).toBe(200);
+    // Well under the 4 KiB a block waits for: only the periodic flush can bring it out. Bounded wait.
+    for (let i = 0; i < 50 && !server.stdout().includes('lonely-request-1'); i += 1) await new Promise((r) => setTimeout(r, 100));
+    const line = server.stdout().split('\n').find((l) => l.includes('lonely-request-1'));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ msg: 'request', reqId: 'lonely-request-1', path: '/healthz', status: 200 });
+    expect(await server.stop()).toBe(0);
+    expect(JSON.parse(server.stdout().trim().split('\n').at(-1) ?? '{}')).toMatchObject({ msg: 'stopped' });
+  });
+});
