@@ -14,15 +14,18 @@ function bearerToken(header: string): string | undefined {
 
 const REVOKED = 'Token revoked'; // koa-jwt's message when isRevoked answers true
 
-function refused(cause?: unknown): AuthError {
+/** Refused token texts remembered (see requireToken); an entry is the text and a short string. */
+export const REFUSED_CACHE_SIZE = 1_000;
+
+function refusalDetail(cause?: unknown): string {
   const e = cause as { name?: unknown; message?: unknown } | undefined;
-  const detail =
-    e?.name === 'TokenExpiredError'
-      ? 'The access token has expired.'
-      : e?.message === REVOKED
-        ? 'The access token has been revoked.'
-        : 'The access token is invalid.';
-  return new AuthError('invalid_token', detail, cause === undefined ? {} : { cause });
+  if (e?.name === 'TokenExpiredError') return 'The access token has expired.';
+  if (e?.message === REVOKED) return 'The access token has been revoked.';
+  return 'The access token is invalid.';
+}
+
+function refused(cause?: unknown): AuthError {
+  return new AuthError('invalid_token', refusalDetail(cause), cause === undefined ? {} : { cause });
 }
 
 /**
@@ -38,6 +41,12 @@ function refused(cause?: unknown): AuthError {
  * skips koa-jwt but not the revocation check, which runs on every request (bench/NOTES.md).
  * koa-jwt runs with `passthrough` so that its failures come back here as `jwtOriginalError` and
  * are thrown as our errors, with one stack trace instead of http-errors' three.
+ *
+ * Refusals are remembered too, by exact text, for the same reason: a client holding an expired
+ * or broken token sends it again and again. Only a refusal that time cannot undo is kept: a bad
+ * signature, format, algorithm, issuer, audience or claim, `crit`, and revocation stay refused;
+ * a token refused as expired or not yet valid (`nbf`) is verified afresh each time, as the clock
+ * decides those. Remembering a refusal can only refuse, never accept.
  */
 export function requireToken(opts: { tokens: Tokens; revocations: RevocationList }): Middleware {
   const { tokens, revocations } = opts;
@@ -58,6 +67,15 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
     },
   });
   const guard = koaJwt(options as unknown as koaJwt.Options) as unknown as Middleware;
+  // Refused texts and their detail, most recently refused last.
+  const refusedTexts = new Map<string, string>();
+  const remember = (token: string, failure: unknown) => {
+    const name = (failure as { name?: unknown }).name;
+    if (name === 'TokenExpiredError' || name === 'NotBeforeError') return;
+    refusedTexts.delete(token);
+    if (refusedTexts.size >= REFUSED_CACHE_SIZE) refusedTexts.delete(refusedTexts.keys().next().value as string);
+    refusedTexts.set(token, refusalDetail(failure));
+  };
 
   return function requireToken(ctx: Context, next: Next) {
     const header = ctx.get('authorization');
@@ -70,10 +88,16 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
       ctx.state['auth'] = cached;
       return next();
     }
+    const refusedBefore = refusedTexts.get(token);
+    if (refusedBefore !== undefined) throw new AuthError('invalid_token', refusedBefore);
     return guard(ctx, () => {
       // Fails closed: on with the request only when isRevoked accepted this very token.
       const failure: unknown = ctx.state['jwtOriginalError'];
-      if (failure !== undefined || ctx.state['auth'] === undefined) throw refused(failure);
+      if (failure !== undefined) {
+        remember(token, failure);
+        throw refused(failure);
+      }
+      if (ctx.state['auth'] === undefined) throw refused();
       return next();
     });
   };

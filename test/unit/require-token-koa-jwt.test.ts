@@ -1,7 +1,7 @@
 import jwt from 'jsonwebtoken';
 import type { Context } from 'koa';
 import { fixedClock } from '../../src/clock';
-import { requireToken } from '../../src/http/require-token';
+import { REFUSED_CACHE_SIZE, requireToken } from '../../src/http/require-token';
 import { createRevocationList } from '../../src/services/revocations';
 import { createTokens } from '../../src/services/tokens';
 import type { Store } from '../../src/store/store';
@@ -79,20 +79,52 @@ describe('requireToken is koa-jwt', () => {
     expect(mockKoaJwt.calls).toBe(3);
   });
 
-  test.each([
-    ['signed with another secret', (claims: jwt.JwtPayload) => jwt.sign(claims, 'another-secret-that-is-at-least-32-bytes!', { algorithm: 'HS256' }), 'The access token is invalid.'],
-    ['signed with HS512', (claims: jwt.JwtPayload) => jwt.sign(claims, SECRET, { algorithm: 'HS512' }), 'The access token is invalid.'],
-    ['of another issuer', (claims: jwt.JwtPayload) => jwt.sign({ ...claims, iss: 'other' }, SECRET, { algorithm: 'HS256' }), 'The access token is invalid.'],
-    ['for another audience', (claims: jwt.JwtPayload) => jwt.sign({ ...claims, aud: 'other' }, SECRET, { algorithm: 'HS256' }), 'The access token is invalid.'],
-    ['without exp', ({ exp: _exp, ...claims }: jwt.JwtPayload) => jwt.sign(claims, SECRET, { algorithm: 'HS256' }), 'The access token is invalid.'],
-    ['with a crit header', (claims: jwt.JwtPayload) => jwt.sign(claims, SECRET, { algorithm: 'HS256', header: { alg: 'HS256', crit: ['b64'] } as jwt.JwtHeader }), 'The access token is invalid.'],
-    ['expired', (claims: jwt.JwtPayload) => jwt.sign({ ...claims, exp: (claims.iat as number) - 60 }, SECRET, { algorithm: 'HS256' }), 'The access token has expired.'],
-  ])('when a token is %s, then koa-jwt refuses it, it is not remembered, and the request goes no further', async (_name, forge, detail) => {
+  const forgeries: [string, (claims: jwt.JwtPayload) => string][] = [
+    ['signed with another secret', (claims) => jwt.sign(claims, 'another-secret-that-is-at-least-32-bytes!', { algorithm: 'HS256' })],
+    ['signed with HS512', (claims) => jwt.sign(claims, SECRET, { algorithm: 'HS512' })],
+    ['of another issuer', (claims) => jwt.sign({ ...claims, iss: 'other' }, SECRET, { algorithm: 'HS256' })],
+    ['for another audience', (claims) => jwt.sign({ ...claims, aud: 'other' }, SECRET, { algorithm: 'HS256' })],
+    ['without exp', ({ exp: _exp, ...claims }) => jwt.sign(claims, SECRET, { algorithm: 'HS256' })],
+    ['with a crit header', (claims) => jwt.sign(claims, SECRET, { algorithm: 'HS256', header: { alg: 'HS256', crit: ['b64'] } as jwt.JwtHeader })],
+    ['not a JWT at all', () => 'not-a-token'],
+  ];
+  test.each(forgeries)('when a token is %s, then koa-jwt refuses it, and the same text again is refused without asking koa-jwt', async (_name, forge) => {
     const { request, sign } = setup();
     const forged = forge(jwt.decode(sign()) as jwt.JwtPayload);
-    await expect(request(forged)).rejects.toMatchObject({ status: 401, code: 'invalid_token', message: detail });
-    await expect(request(forged)).rejects.toMatchObject({ status: 401, code: 'invalid_token' });
+    for (let i = 0; i < 3; i += 1) {
+      await expect(request(forged)).rejects.toMatchObject({ status: 401, code: 'invalid_token', message: 'The access token is invalid.' });
+    }
+    expect(mockKoaJwt.calls).toBe(1);
+  });
+
+  test('when a token is expired, then koa-jwt refuses it every time (the clock decides expiry, so that refusal is not remembered)', async () => {
+    const { request, sign } = setup();
+    const claims = jwt.decode(sign()) as jwt.JwtPayload;
+    const expired = jwt.sign({ ...claims, exp: (claims.iat as number) - 60 }, SECRET, { algorithm: 'HS256' });
+    for (let i = 0; i < 2; i += 1) {
+      await expect(request(expired)).rejects.toMatchObject({ status: 401, code: 'invalid_token', message: 'The access token has expired.' });
+    }
     expect(mockKoaJwt.calls).toBe(2);
+  });
+
+  test('when a token is not yet valid (nbf), then it is refused until nbf and accepted from then on', async () => {
+    const { request, sign, clock } = setup();
+    const claims = jwt.decode(sign()) as jwt.JwtPayload;
+    const early = jwt.sign({ ...claims, nbf: (claims.iat as number) + 120 }, SECRET, { algorithm: 'HS256' });
+    await expect(request(early)).rejects.toMatchObject({ status: 401, code: 'invalid_token' });
+    clock.set(((claims.iat as number) + 120) * SECOND);
+    expect((await request(early)).reached).toBe(true);
+    expect(mockKoaJwt.calls).toBe(2);
+  });
+
+  test('when more texts are refused than it remembers, then the oldest is verified again (and still refused)', async () => {
+    const { request } = setup();
+    const first = 'not-a-token-0';
+    await expect(request(first)).rejects.toMatchObject({ code: 'invalid_token' });
+    for (let i = 1; i <= REFUSED_CACHE_SIZE; i += 1) await expect(request(`not-a-token-${i}`)).rejects.toMatchObject({ code: 'invalid_token' });
+    expect(mockKoaJwt.calls).toBe(REFUSED_CACHE_SIZE + 1);
+    await expect(request(first)).rejects.toMatchObject({ code: 'invalid_token' });
+    expect(mockKoaJwt.calls).toBe(REFUSED_CACHE_SIZE + 2);
   });
 
   test('when the session is revoked before its token was ever seen, then koa-jwt isRevoked refuses it', async () => {
