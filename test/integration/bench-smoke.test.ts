@@ -7,9 +7,9 @@ const ROOT = path.join(__dirname, '..', '..');
 const SCENARIOS = ['bare_user', 'user_valid', 'user_valid_warn', 'user_invalid', 'login', 'storm_user', 'storm_login'];
 
 /** Runs `node bench/run.js` with `args`; resolves with its exit code and output. */
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runBench(args: string[], script = 'run.js'): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bench', script), ...args], {
       cwd: ROOT,
       env: { PATH: process.env['PATH'] ?? '' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -64,4 +64,11 @@ describe('the benchmark (smoke run)', () => {
     expect(stdout).toContain(markdown.trim());
     fs.rmSync(out, { recursive: true, force: true });
   }, 120_000);
+
+  test('when the in-process comparison runs briefly, then it answers GET /user with 200 from both apps and prints both lines', async () => {
+    const { code, stdout, stderr } = await runBench(['--rounds', '1', '--requests', '50'], 'inprocess.js');
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toMatch(/^bare Koa +[\d.]+ µs/m);
+    expect(stdout).toMatch(/^dist +[\d.]+ µs +\+-?[\d.]+ over bare Koa$/m);
+  });
 });
