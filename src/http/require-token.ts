@@ -16,6 +16,8 @@ const REVOKED = 'Token revoked'; // koa-jwt's message when isRevoked answers tru
 
 /** Refused token texts remembered (see requireToken); an entry is the text and a short string. */
 export const REFUSED_CACHE_SIZE = 1_000;
+/** Longer refused texts are not remembered, so the memory stays under a megabyte (this server's tokens are far shorter). */
+export const REFUSED_MAX_CHARS = 1_024;
 
 function refusalDetail(cause?: unknown): string {
   const e = cause as { name?: unknown; message?: unknown } | undefined;
@@ -71,7 +73,7 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
   const refusedTexts = new Map<string, string>();
   const remember = (token: string, failure: unknown) => {
     const name = (failure as { name?: unknown }).name;
-    if (name === 'TokenExpiredError' || name === 'NotBeforeError') return;
+    if (name === 'TokenExpiredError' || name === 'NotBeforeError' || token.length > REFUSED_MAX_CHARS) return;
     refusedTexts.delete(token);
     if (refusedTexts.size >= REFUSED_CACHE_SIZE) refusedTexts.delete(refusedTexts.keys().next().value as string);
     refusedTexts.set(token, refusalDetail(failure));

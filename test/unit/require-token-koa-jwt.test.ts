@@ -1,7 +1,7 @@
 import jwt from 'jsonwebtoken';
 import type { Context } from 'koa';
 import { fixedClock } from '../../src/clock';
-import { REFUSED_CACHE_SIZE, requireToken } from '../../src/http/require-token';
+import { REFUSED_CACHE_SIZE, REFUSED_MAX_CHARS, requireToken } from '../../src/http/require-token';
 import { createRevocationList } from '../../src/services/revocations';
 import { createTokens } from '../../src/services/tokens';
 import type { Store } from '../../src/store/store';
@@ -115,6 +115,16 @@ describe('requireToken is koa-jwt', () => {
     clock.set(((claims.iat as number) + 120) * SECOND);
     expect((await request(early)).reached).toBe(true);
     expect(mockKoaJwt.calls).toBe(2);
+  });
+
+  test('when a refused text is longer than REFUSED_MAX_CHARS, then it is not remembered (the memory stays bounded), and still refused', async () => {
+    const { request } = setup();
+    const long = 'x'.repeat(REFUSED_MAX_CHARS + 1);
+    for (let i = 0; i < 2; i += 1) await expect(request(long)).rejects.toMatchObject({ code: 'invalid_token' });
+    expect(mockKoaJwt.calls).toBe(2);
+    const atLimit = 'y'.repeat(REFUSED_MAX_CHARS);
+    for (let i = 0; i < 2; i += 1) await expect(request(atLimit)).rejects.toMatchObject({ code: 'invalid_token' });
+    expect(mockKoaJwt.calls).toBe(3);
   });
 
   test('when more texts are refused than it remembers, then the oldest is verified again (and still refused)', async () => {
