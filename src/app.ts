@@ -121,8 +121,8 @@ const PAGE_HEADERS = helmetHeaders({
  * Every other answer (the API's JSON and problems): the headers OWASP's REST Security Cheat Sheet
  * names for API responses (a CSP of `default-src 'none'; frame-ancestors 'none'`, nosniff,
  * X-Frame-Options DENY; Cache-Control: no-store is the handlers'), with no Referer and no
- * cross-origin reads. The page-only headers are left out: every answer pays for its header bytes,
- * and these are most of an answer to GET /user (bench/NOTES.md).
+ * cross-origin reads. The page-only headers are left out: they concern HTML documents, which
+ * these answers are not, and every answer pays for its header bytes.
  */
 const API_HEADERS = helmetHeaders({
   contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
