@@ -1,5 +1,6 @@
 import type { Context, Middleware, Next } from 'koa';
 import koaJwt from 'koa-jwt';
+import { LRUCache } from 'lru-cache';
 import type jwt from 'jsonwebtoken';
 import { AuthError } from '../errors';
 import type { RevocationList } from '../services/revocations';
@@ -19,11 +20,15 @@ export const REFUSED_CACHE_SIZE = 1_000;
 /** Longer refused texts are not remembered, so the memory stays under a megabyte (this server's tokens are far shorter). */
 export const REFUSED_MAX_CHARS = 1_024;
 
+const EXPIRED_DETAIL = 'The access token has expired.';
+const REVOKED_DETAIL = 'The access token has been revoked.';
+const INVALID_DETAIL = 'The access token is invalid.';
+
 function refusalDetail(cause?: unknown): string {
   const e = cause as { name?: unknown; message?: unknown } | undefined;
-  if (e?.name === 'TokenExpiredError') return 'The access token has expired.';
-  if (e?.message === REVOKED) return 'The access token has been revoked.';
-  return 'The access token is invalid.';
+  if (e?.name === 'TokenExpiredError') return EXPIRED_DETAIL;
+  if (e?.message === REVOKED) return REVOKED_DETAIL;
+  return INVALID_DETAIL;
 }
 
 function refused(cause?: unknown): AuthError {
@@ -69,13 +74,11 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
     },
   });
   const guard = koaJwt(options as unknown as koaJwt.Options) as unknown as Middleware;
-  // Refused texts and their detail, most recently refused last.
-  const refusedTexts = new Map<string, string>();
+  // Refused texts and their detail, least recently used out first.
+  const refusedTexts = new LRUCache<string, string>({ max: REFUSED_CACHE_SIZE });
   const remember = (token: string, failure: unknown) => {
     const name = (failure as { name?: unknown }).name;
     if (name === 'TokenExpiredError' || name === 'NotBeforeError' || token.length > REFUSED_MAX_CHARS) return;
-    refusedTexts.delete(token);
-    if (refusedTexts.size >= REFUSED_CACHE_SIZE) refusedTexts.delete(refusedTexts.keys().next().value as string);
     refusedTexts.set(token, refusalDetail(failure));
   };
 
@@ -86,7 +89,7 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
     if (token === undefined) throw refused();
     const cached = tokens.cachedAccess(token);
     if (cached !== undefined) {
-      if (revocations.has(cached.sid)) throw refused(new Error(REVOKED));
+      if (revocations.has(cached.sid)) throw new AuthError('invalid_token', REVOKED_DETAIL);
       ctx.state['auth'] = cached;
       return next();
     }

@@ -1,5 +1,6 @@
 import { createHash, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock';
 import type { Role } from '../store/store';
 
@@ -25,7 +26,7 @@ export interface TokenSettings {
   accessTokenTtl: number;
   /** Seconds of tolerated clock skew. */
   clockSkew: number;
-  /** Verified access tokens remembered by {@link Tokens.verifyAccess}; 0 turns the cache off. */
+  /** Verified access tokens remembered for {@link Tokens.cachedAccess}; 0 turns the cache off. */
   verifyCacheSize?: number;
 }
 
@@ -57,8 +58,6 @@ export interface Tokens {
    * check, on every request.
    */
   cachedAccess(token: string): Readonly<AccessClaims> | undefined;
-  /** Verifies and checks an access token completely (or answers from the cache); throws on any failure. */
-  verifyAccess(token: string): Readonly<AccessClaims>;
 }
 
 /** A random opaque token of 256 bits, base64url. */
@@ -110,35 +109,29 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
     Object.defineProperty(options, 'clockTimestamp', { enumerable: true, get: () => Math.floor(clock.now() / 1000) });
     return options;
   };
-  const options = verifyOptions();
 
-  // Tokens verified before, by their exact text, most recently used last. Checking a token
+  // Tokens verified before, by their exact text, least recently used out first. Checking a token
   // costs an HMAC and two JSON parses; a client sends the same token with every request until it
   // expires. What verification decides for a given text changes only with time (the key,
   // algorithm, issuer and audience are fixed for the life of this object), so an entry is used
   // only while `exp` is still ahead by the injected clock, and tokens with `nbf` are not kept.
   // Any other text, one byte changed included, is another key: it is verified in full.
   const cacheSize = settings.verifyCacheSize ?? DEFAULT_VERIFY_CACHE_SIZE;
-  const verified = new Map<string, Readonly<AccessClaims>>();
+  const verified = cacheSize > 0 ? new LRUCache<string, Readonly<AccessClaims>>({ max: cacheSize }) : undefined;
 
   const acceptVerified = (token: string, decoded: jwt.Jwt): Readonly<AccessClaims> => {
     const claims = Object.freeze(checkDecoded(decoded));
-    if (cacheSize > 0 && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) {
-      verified.delete(token);
-      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
-      verified.set(token, claims);
-    }
+    if (verified && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) verified.set(token, claims);
     return claims;
   };
   const cachedAccess = (token: string): Readonly<AccessClaims> | undefined => {
-    const hit = verified.get(token);
+    const hit = verified?.get(token);
     if (hit === undefined) return undefined;
-    verified.delete(token);
     // Stricter than verification, which allows the clock skew past exp: once exp passes, the
     // token is verified in full again and refused from the skew on.
-    if (clock.now() / 1000 >= hit.exp) return undefined;
-    verified.set(token, hit);
-    return hit;
+    if (clock.now() / 1000 < hit.exp) return hit;
+    verified?.delete(token);
+    return undefined;
   };
 
   return {
@@ -162,6 +155,5 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
     verifyOptions,
     acceptVerified,
     cachedAccess,
-    verifyAccess: (token) => cachedAccess(token) ?? acceptVerified(token, jwt.verify(token, key, options)),
   };
 }
