@@ -1,8 +1,9 @@
 // The home page: finds the session from the httpOnly refresh cookie, shows who is logged in,
 // keeps the access token fresh and logs out. The access token lives only in this module's
 // memory: never in localStorage, sessionStorage or a readable cookie, where an injected script
-// could read it.
+// could read it. Other tabs share renewals and logouts through session.js.
 import { api, ApiError, showAlert } from './api.js';
+import { announceLogout, onSessionChange, refresh as renew } from './session.js';
 
 const REDIRECT_SECONDS = 3;
 /** After a failed renewal that was not a 401 (a network blip), while the token may still be good. */
@@ -10,7 +11,7 @@ const RETRY_MS = 10_000;
 
 let accessToken = null;
 let refreshTimer = null;
-let refreshing = null;
+let redirecting = false;
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,20 +35,17 @@ function renewIn(ms) {
   }, ms);
 }
 
+function use(pair) {
+  accessToken = pair.access_token;
+  scheduleRefresh(pair.expires_in);
+}
+
 /**
- * POST /refresh with the cookie. Calls made while one is running share it: the server rotates
- * the refresh token on every use, and a second use of the same one would end the session.
+ * A new access token from the refresh cookie. Calls made at once share one POST /refresh, in this
+ * tab and across tabs: the server rotates the refresh token on every use.
  */
-function refresh() {
-  refreshing ??= api('POST', '/refresh', { body: {} })
-    .then((pair) => {
-      accessToken = pair.access_token;
-      scheduleRefresh(pair.expires_in);
-    })
-    .finally(() => {
-      refreshing = null;
-    });
-  return refreshing;
+async function refresh() {
+  use(await renew());
 }
 
 function forget() {
@@ -58,6 +56,8 @@ function forget() {
 
 function loggedOut() {
   forget();
+  if (redirecting) return;
+  redirecting = true;
   show('logged-out');
   let left = REDIRECT_SECONDS;
   $('countdown').textContent = String(left);
@@ -102,12 +102,19 @@ async function logout() {
     // 401 even after a refresh: there is no session left to end.
   }
   forget();
+  announceLogout();
   window.location.assign('/login');
 }
 
 async function start() {
   $('logout').addEventListener('click', () => {
     logout();
+  });
+  onSessionChange((change) => {
+    // Only a tab that has a session takes another tab's news; one still loading gets it from refresh().
+    if (accessToken === null) return;
+    if (change.type === 'refreshed') use(change);
+    else if (change.type === 'logged-out') loggedOut();
   });
   try {
     await refresh();

@@ -75,6 +75,8 @@ describeBrowser('browser: pages and docs', () => {
       ALLOW_SIGNUP: 'true',
       LOG_LEVEL: 'warn',
       JWT_SECRET: randomBytes(36).toString('base64url'),
+      // No grace for a refresh token used twice: the pages must never send one twice.
+      REFRESH_REUSE_INTERVAL: '0',
     });
     base = server.url;
   }
@@ -123,6 +125,11 @@ describeBrowser('browser: pages and docs', () => {
           .catch(() => undefined),
       );
     });
+    return { context, page: await newTab(context, watch), watch };
+  }
+
+  /** Another tab in the same context (same cookie jar, same origin), watched like the first. */
+  async function newTab(context: BrowserContext, watch: Watch): Promise<Page> {
     const page = await context.newPage();
     page.on('console', (msg) => {
       if (/Content Security Policy/i.test(msg.text())) watch.csp.push(msg.text());
@@ -132,7 +139,7 @@ describeBrowser('browser: pages and docs', () => {
       watch.dialogs.push(dialog.message());
       dialog.dismiss().catch(() => undefined);
     });
-    return { context, page, watch };
+    return page;
   }
 
   async function refreshCookie(context: BrowserContext) {
@@ -272,6 +279,77 @@ describeBrowser('browser: pages and docs', () => {
     await expectNoTokenStored(opened, 'home, renewed');
     expectCleanRun(watch);
   }, 40_000);
+
+  test('when two tabs of one session refresh at the same moment, then one POST /refresh serves both and the session lives on', async () => {
+    const opened = await open();
+    const { context, page, watch } = opened;
+    const other = await newTab(context, watch);
+    const tabs = [page, other];
+    const login = await context.request.post('/login', { data: { name: ADMIN_NAME, password: ADMIN_PASSWORD } });
+    expect(login.status()).toBe(200);
+
+    /**
+     * Loads the home page in both tabs at once. Every POST /refresh is held until both pages have
+     * run their scripts and had time to send one: so the tabs' refreshes overlap for sure, as when
+     * a browser restores two tabs, and any second request would be seen.
+     */
+    async function round(step: string, load: (tab: Page) => Promise<unknown>): Promise<void> {
+      let sent = 0;
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      await context.route(`${base}/refresh`, async (route) => {
+        if (route.request().method() === 'POST') {
+          sent += 1;
+          await gate;
+        }
+        await route.continue();
+      });
+      // GET /user as each tab sends it with the token it ended up with.
+      const users: number[][] = tabs.map(() => []);
+      const watchers = users.map((seen) => (res: Response) => {
+        if (new URL(res.url()).pathname === '/user' && res.request().method() === 'GET') seen.push(res.status());
+      });
+      tabs.forEach((tab, i) => tab.on('response', watchers[i] as (res: Response) => void));
+      try {
+        await Promise.all(tabs.map(load));
+        for (let i = 0; i < 50 && sent === 0; i += 1) await sleep(100);
+        await sleep(500);
+      } finally {
+        release();
+      }
+      const shown = await Promise.all(
+        tabs.map(async (tab) => {
+          await tab.locator('#logged-in:not([hidden]), #logged-out:not([hidden]), #load-error:not([hidden])').waitFor({ timeout: 10_000 });
+          return (await tab.locator('#logged-in').isVisible()) ? await text(tab, '#user-name') : 'not logged in';
+        }),
+      );
+      tabs.forEach((tab, i) => tab.off('response', watchers[i] as (res: Response) => void));
+      await context.unroute(`${base}/refresh`);
+      expect({ step, sent, users, shown }).toEqual({ step, sent: 1, users: [[200], [200]], shown: [ADMIN_NAME, ADMIN_NAME] });
+      expect(await refreshCookie(context)).toBeDefined();
+    }
+
+    await round('both tabs open', (tab) => tab.goto('/', { waitUntil: 'domcontentloaded' }));
+    await round('both tabs reload', (tab) => tab.reload({ waitUntil: 'domcontentloaded' }));
+
+    // The session is still alive: the cookie the tabs left behind renews once more.
+    const later = await other.evaluate(async () => {
+      const res = await fetch('/refresh', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+      // Read to the end: the context's watcher waits for the body, which stays open while unread.
+      await res.text();
+      return res.status;
+    });
+    expect(later).toBe(200);
+    await expectNoTokenStored({ context, page: other, watch }, 'two tabs, renewed');
+
+    // A logout in one tab shows in the other.
+    await page.click('#logout');
+    await page.waitForURL(`${base}/login`);
+    await other.locator('#logged-out').waitFor({ state: 'visible', timeout: 5_000 });
+    expect(await refreshCookie(context)).toBeUndefined();
+    await expectNoTokenStored(opened, 'two tabs, logged out');
+    expectCleanRun(watch);
+  }, 60_000);
 
   test('when sign-up is on, then /signup creates an account and lands home logged in', async () => {
     const opened = await open();
