@@ -14,6 +14,7 @@ import { helmetHeaders, securityHeaders } from './http/security-headers';
 import { packageDir, staticFiles } from './http/static-files';
 import { createAjv } from './http/validation';
 import { type AuthService, createAuthService } from './services/auth';
+import { createHealth, type Health } from './services/health';
 import { createLoginLimiter, type LoginLimiter } from './services/login-limiter';
 import type { Passwords } from './services/passwords';
 import { createRevocationList, type RevocationBus, type RevocationList } from './services/revocations';
@@ -32,6 +33,8 @@ export interface AppDeps {
   contract?: Contract;
   /** Shares revocations between instances as they happen (Redis pub/sub); optional. */
   revocationBus?: RevocationBus;
+  /** The instance's health (dependency states, draining); a fresh one when left out. */
+  health?: Health;
 }
 
 export interface Services {
@@ -40,14 +43,12 @@ export interface Services {
   revocations: RevocationList;
   limiter: LoginLimiter;
   contract: Contract;
+  health: Health;
 }
 
 export type AuthApp = Koa & { services: Services };
 
 export const PUBLIC_DIR = path.join(__dirname, '..', 'public');
-
-/** Milliseconds within which a second use of a refresh token counts as a concurrent refresh. */
-export const REFRESH_REUSE_GRACE_MS = 2_000;
 
 /** Builds the services the app and the CLI share. No side effects beyond the objects made. */
 export function createServices(deps: AppDeps): Services {
@@ -81,11 +82,11 @@ export function createServices(deps: AppDeps): Services {
       allowSignup: config.allowSignup,
       refreshTokenTtl: config.refreshTokenTtl,
       sessionMaxAge: config.sessionMaxAge,
-      refreshReuseGraceMs: REFRESH_REUSE_GRACE_MS,
+      refreshReuseGraceMs: config.refreshReuseInterval * 1000,
     },
   });
   const limiter = deps.limiter ?? createLoginLimiter(config.rateLimit);
-  return { auth, tokens, revocations, limiter, contract: deps.contract ?? loadContract() };
+  return { auth, tokens, revocations, limiter, contract: deps.contract ?? loadContract(), health: deps.health ?? createHealth(logger) };
 }
 
 /**
@@ -154,6 +155,7 @@ export function createApp(deps: AppDeps): AuthApp {
     auth: services.auth,
     logger,
     store: deps.store,
+    health: services.health,
     limiter: services.limiter,
     allowSignup: config.allowSignup,
     cookieSecure: config.cookieSecure,

@@ -28,10 +28,16 @@ export function resolveSecret(config: Config, logger: Logger): Config {
   return Object.freeze({ ...config, jwtSecret: secret });
 }
 
+function madeElsewhere(logger: Logger): void {
+  logger.info({ event: 'admin_exists' }, 'another process created the first account while this one started');
+}
+
 /**
  * On first start (no users at all) creates the admin from ADMIN_NAME / ADMIN_PASSWORD. Outside
  * production a missing password is generated and printed once; in production no admin is made
- * without one, and the log says how to add one. An existing store is never touched.
+ * without one, and the log says how to add one. An existing store is never touched. Safe when
+ * several instances start at once on an empty store: one creates the admin, the others see that
+ * it exists (and print no password that would not work).
  */
 export async function ensureAdmin(
   config: Config,
@@ -51,11 +57,11 @@ export async function ensureAdmin(
       return;
     }
     password = randomBytes(18).toString('base64url');
-    await auth.addUser(config.adminName, password, 'admin');
+    if (!(await auth.addFirstUser(config.adminName, password, 'admin'))) return madeElsewhere(logger);
     // Printed to the terminal once, never logged: logs are kept and shipped, a terminal is not.
     print(`\nCreated the admin account.\n  name:     ${config.adminName}\n  password: ${password}\nIt will not be shown again; change it with: npm run users -- set-password ${config.adminName}\n`);
     return;
   }
-  await auth.addUser(config.adminName, password, 'admin');
+  if (!(await auth.addFirstUser(config.adminName, password, 'admin'))) return madeElsewhere(logger);
   logger.info({ event: 'admin_created', name: config.adminName }, 'created the admin account from ADMIN_NAME / ADMIN_PASSWORD');
 }

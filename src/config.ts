@@ -20,6 +20,7 @@ export interface Config {
   readonly clockSkew: number;
   readonly dataDir: string;
   readonly databaseUrl: string;
+  readonly storeTimeouts: StoreTimeouts;
   readonly adminName: string;
   readonly adminPassword: string | undefined;
   readonly allowSignup: boolean;
@@ -45,6 +46,44 @@ export interface Config {
   readonly shutdownTimeout: number;
   /** Milliseconds between looks at the store for revocations made by other processes. */
   readonly revocationPollInterval: number;
+  /**
+   * Seconds within which a second use of a refresh token (a lost answer retried, two tabs at
+   * once) is answered for the same live session instead of counting as a replay.
+   */
+  readonly refreshReuseInterval: number;
+  /** Milliseconds a Redis command may take before it counts as failed (connect and command). */
+  readonly redisTimeout: number;
+  readonly http: HttpLimits;
+}
+
+/** How long the store may take before a request gives up on it (milliseconds). */
+export interface StoreTimeouts {
+  /** Opening a connection (PostgreSQL). */
+  readonly connect: number;
+  /** A query, measured by the client: covers a server that stopped answering. */
+  readonly query: number;
+  /** A statement, enforced by PostgreSQL itself (`statement_timeout`). */
+  readonly statement: number;
+  /** SQLite's `busy_timeout`: how long a write waits for another writer's lock. */
+  readonly sqliteBusy: number;
+  /** How long start-up keeps trying to reach the store (with backoff) before it gives up. */
+  readonly startup: number;
+}
+
+/** Socket limits of the HTTP server (milliseconds, except `maxConnections`). */
+export interface HttpLimits {
+  /** A request's head must arrive within this. */
+  readonly headersTimeout: number;
+  /** A whole request (head and body) must arrive within this. */
+  readonly requestTimeout: number;
+  /** An idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeout: number;
+  /** A new connection that has sent no request head within this is closed. */
+  readonly connectionIdleTimeout: number;
+  /** Connections open at once; more are refused. */
+  readonly maxConnections: number;
+  /** On SIGTERM, how long readiness answers 503 before the listener closes (for load balancers). */
+  readonly shutdownDrainDelay: number;
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one a line. */
@@ -89,13 +128,23 @@ function envReader(env: Env, problems: string[]) {
 
 type EnvReader = ReturnType<typeof envReader>;
 
-function readDatabase({ str }: EnvReader, problems: string[]): Pick<Config, 'dataDir' | 'databaseUrl'> {
+function readDatabase({ str, int }: EnvReader, problems: string[]): Pick<Config, 'dataDir' | 'databaseUrl' | 'storeTimeouts'> {
   const dataDir = path.resolve(str('DATA_DIR') ?? './data');
   const databaseUrl = str('DATABASE_URL') ?? `sqlite:${path.join(dataDir, 'auth.db')}`;
   if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
     problems.push(`DATABASE_URL must start with sqlite: or postgres:// (got "${databaseUrl.replace(/:[^:@/]*@/, ':***@')}")`);
   }
-  return { dataDir, databaseUrl };
+  const storeTimeouts: StoreTimeouts = Object.freeze({
+    connect: int('STORE_CONNECT_TIMEOUT', 3_000, 100, 600_000),
+    query: int('STORE_QUERY_TIMEOUT', 5_000, 100, 600_000),
+    statement: int('STORE_STATEMENT_TIMEOUT', 4_000, 100, 600_000),
+    sqliteBusy: int('SQLITE_BUSY_TIMEOUT', 5_000, 0, 600_000),
+    startup: int('STORE_STARTUP_TIMEOUT', 60_000, 0, 86_400_000),
+  });
+  if (storeTimeouts.statement > storeTimeouts.query) {
+    problems.push('STORE_STATEMENT_TIMEOUT must not exceed STORE_QUERY_TIMEOUT (PostgreSQL should cancel a statement before the client gives up on it)');
+  }
+  return { dataDir, databaseUrl, storeTimeouts };
 }
 
 /** Password hashes run at once by default: one core fewer than the machine has, at least one. */
@@ -142,7 +191,7 @@ export function loadConfig(env: Env): Config {
     problems.push('ADMIN_PASSWORD must be at least 8 characters and at most 1024 bytes');
   }
 
-  const { dataDir, databaseUrl } = readDatabase(reader, problems);
+  const { dataDir, databaseUrl, storeTimeouts } = readDatabase(reader, problems);
 
   const logLevel = (str('LOG_LEVEL') ?? (nodeEnv === 'test' ? 'silent' : 'info')) as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
@@ -177,6 +226,7 @@ export function loadConfig(env: Env): Config {
     clockSkew: int('CLOCK_SKEW', 30, 0, 300),
     dataDir,
     databaseUrl,
+    storeTimeouts,
     adminName,
     adminPassword,
     allowSignup: bool('ALLOW_SIGNUP', false),
@@ -195,7 +245,20 @@ export function loadConfig(env: Env): Config {
     logLevel,
     shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 100),
     revocationPollInterval: int('REVOCATION_POLL_INTERVAL', 2_000, 100),
+    refreshReuseInterval: int('REFRESH_REUSE_INTERVAL', 10, 0, 300),
+    redisTimeout: int('REDIS_TIMEOUT', 1_000, 50, 60_000),
+    http: Object.freeze({
+      headersTimeout: int('HEADERS_TIMEOUT', 10_000, 100, 600_000),
+      requestTimeout: int('REQUEST_TIMEOUT', 30_000, 100, 3_600_000),
+      keepAliveTimeout: int('KEEP_ALIVE_TIMEOUT', 65_000, 100, 3_600_000),
+      connectionIdleTimeout: int('CONNECTION_IDLE_TIMEOUT', 10_000, 100, 600_000),
+      maxConnections: int('MAX_CONNECTIONS', 2_048, 1, 1_000_000),
+      shutdownDrainDelay: int('SHUTDOWN_DRAIN_DELAY', 0, 0, 600_000),
+    }),
   };
+  if (config.http.headersTimeout > config.http.requestTimeout) problems.push('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT');
+  // Both count from the signal: a drain as long as the bound would end every shutdown as a timeout.
+  if (config.http.shutdownDrainDelay >= config.shutdownTimeout) problems.push('SHUTDOWN_DRAIN_DELAY must be less than SHUTDOWN_TIMEOUT');
   if (config.sessionMaxAge < config.refreshTokenTtl) problems.push('SESSION_MAX_AGE must be at least REFRESH_TOKEN_TTL');
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
@@ -205,18 +268,27 @@ export function loadConfig(env: Env): Config {
 export interface StoreConfig {
   readonly dataDir: string;
   readonly databaseUrl: string;
+  readonly storeTimeouts: StoreTimeouts;
   readonly argon2: Config['argon2'];
+  /** When set, revocations the tool makes are published to running servers at once. */
+  readonly redisUrl: string | undefined;
+  readonly redisTimeout: number;
 }
 
 /**
- * Parses only `DATA_DIR`, `DATABASE_URL` and `ARGON2_*`, exactly as {@link loadConfig} does, for
+ * Parses only `DATA_DIR`, `DATABASE_URL`, the store timeouts, `ARGON2_*` and `REDIS_URL`, exactly as {@link loadConfig} does, for
  * tools that sign no tokens: they must run where the server's `JWT_SECRET` is not at hand.
  * Throws a {@link ConfigError} listing every problem with those keys.
  */
 export function loadStoreConfig(env: Env): StoreConfig {
   const problems: string[] = [];
   const reader = envReader(env, problems);
-  const config: StoreConfig = { ...readDatabase(reader, problems), argon2: Object.freeze(readArgon2(reader)) };
+  const config: StoreConfig = {
+    ...readDatabase(reader, problems),
+    argon2: Object.freeze(readArgon2(reader)),
+    redisUrl: reader.str('REDIS_URL'),
+    redisTimeout: reader.int('REDIS_TIMEOUT', 1_000, 50, 60_000),
+  };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

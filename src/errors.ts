@@ -25,6 +25,7 @@ export const errorStatus = {
   user_disabled: 403,
   rate_limited: 429,
   not_ready: 503,
+  store_unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof errorStatus;
@@ -40,6 +41,8 @@ export interface AuthErrorOptions {
   errors?: FieldError[];
   /** Extra response headers, such as `Retry-After`. */
   headers?: Record<string, string>;
+  /** Extension members of the problem document (RFC 9457 §3.2), such as readiness `checks`. */
+  extensions?: Record<string, unknown>;
 }
 
 /** An expected failure with a stable code; its message is safe to show to the client. */
@@ -48,12 +51,14 @@ export class AuthError extends Error {
   readonly code: ErrorCode;
   readonly errors: FieldError[] | undefined;
   readonly headers: Record<string, string> | undefined;
+  readonly extensions: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, message: string, options: AuthErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.errors = options.errors;
     this.headers = options.headers;
+    this.extensions = options.extensions;
   }
 
   get status(): number {

@@ -1,14 +1,36 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import dotenv from 'dotenv';
 import type { Redis } from 'ioredis';
 import { createApp } from './app';
 import { ensureAdmin, resolveSecret } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
+import { listen } from './http/listen';
 import { createLogger } from './http/request-log';
 import { createLoginLimiter } from './services/login-limiter';
-import { createRedisRevocationBus } from './services/redis-revocation-bus';
+import { createHealth } from './services/health';
+import type { Logger } from './services/logger';
+import { createRedisRevocationBus, redisOptions } from './services/redis-revocation-bus';
 import { createPasswords } from './services/passwords';
-import { openStore } from './store/open-store';
+import { describeStoreError, isStoreUnavailable } from './store/availability';
+import { openStore, StoreStartupError } from './store/open-store';
+
+/** How often the Redis subscription is checked (a frozen Redis keeps its sockets open). */
+const REDIS_PING_INTERVAL_MS = 1_000;
+
+/** Runs `step` until it succeeds, pausing while the store is away, for up to `boundMs`. */
+async function retryWhileStoreAway(boundMs: number, logger: Logger, step: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + boundMs;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!isStoreUnavailable(error)) throw error;
+      const reason = describeStoreError(error);
+      if (Date.now() + delay > deadline) throw new StoreStartupError(`The database stopped answering during start-up: ${reason}`, { cause: error });
+      logger.warn({ event: 'store_wait', delayMs: delay, reason }, `the database does not answer (${reason}); trying again in ${delay} ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
 
 /** Runs the server: the one place that reads process.env, opens the store and listens. */
 async function main(): Promise<void> {
@@ -25,16 +47,25 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   config = resolveSecret(config, logger);
-  const store = await openStore(config.databaseUrl);
+  const health = createHealth(logger);
+  const store = await openStore(config.databaseUrl, {
+    timeouts: config.storeTimeouts,
+    // An idle pooled connection the database closed: the pool replaces it on demand.
+    onBackgroundError: (error) => health.set('store', 'down', describeStoreError(error)),
+    onWait: ({ attempt, delayMs, reason }) =>
+      logger.warn({ event: 'store_wait', attempt, delayMs, reason }, `the database cannot be reached yet (${reason}); trying again in ${delayMs} ms`),
+  });
+  health.set('store', 'up');
   let redis: Redis | undefined;
   let subscriber: Redis | undefined;
   if (config.rateLimit.redisUrl !== undefined) {
     // Loaded only when configured: ioredis costs about 7 MB of RSS to a server that never uses it.
     const { Redis } = require('ioredis') as typeof import('ioredis');
-    redis = new Redis(config.rateLimit.redisUrl, { enableOfflineQueue: false, lazyConnect: false });
-    // A connection in subscriber mode can do nothing else, so the revocation bus has its own.
-    subscriber = new Redis(config.rateLimit.redisUrl, { lazyConnect: false });
-    subscriber.on('error', () => undefined);
+    const options = redisOptions(config.redisTimeout);
+    redis = new Redis(config.rateLimit.redisUrl, options);
+    // A connection in subscriber mode can do nothing else, so the revocation bus has its own; it
+    // subscribes again itself after every reconnect (see createRedisRevocationBus).
+    subscriber = new Redis(config.rateLimit.redisUrl, { ...options, autoResubscribe: false });
     // ioredis retries forever and emits an error per attempt: say so once per outage.
     let redisDown = false;
     redis.on('error', (err) => {
@@ -46,79 +77,75 @@ async function main(): Promise<void> {
       redisDown = false;
     });
   }
+  const bus = redis && subscriber ? createRedisRevocationBus(redis, subscriber, { health, pingIntervalMs: REDIS_PING_INTERVAL_MS }) : undefined;
   const passwords = await createPasswords(config.argon2);
   const app = createApp({
     config,
     store,
     passwords,
     logger,
+    health,
     limiter: createLoginLimiter(config.rateLimit, config.rateLimit.store === 'redis' ? redis : undefined),
-    ...(redis && subscriber ? { revocationBus: createRedisRevocationBus(redis, subscriber) } : {}),
+    ...(bus ? { revocationBus: bus } : {}),
   });
   const { auth, revocations } = app.services;
-  await ensureAdmin(config, store, auth, logger, (line) => process.stdout.write(line));
-  await revocations.sync();
-  revocations.start(config.revocationPollInterval, (err) => logger.error({ err }, 'revocation sync failed'));
+  // The store answered the migration a moment ago, but may have gone since: keep trying within
+  // the same start-up bound. Both steps are safe to repeat.
+  await retryWhileStoreAway(config.storeTimeouts.startup, logger, async () => {
+    await ensureAdmin(config, store, auth, logger, (line) => process.stdout.write(line));
+    await revocations.sync();
+  });
+  revocations.start(
+    config.revocationPollInterval,
+    (err) => health.set('store', 'down', `revocation poll failed: ${describeStoreError(err)}`),
+    () => health.set('store', 'up'),
+  );
   const prune = setInterval(() => {
     store.pruneSessions(Date.now() - 86_400_000).catch((err) => logger.error({ err }, 'session pruning failed'));
   }, 3_600_000);
   prune.unref();
 
-  let stopping = false;
-  const server: Server = app.listen(config.port, config.host);
-  server.keepAliveTimeout = 65_000;
-  // The responses not yet finished, so that a shutdown can have each close its connection.
-  const open = new Set<ServerResponse>();
-  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-    if (stopping) res.setHeader('Connection', 'close');
-    open.add(res);
-    res.once('close', () => open.delete(res));
+  const { port, shutdown } = await listen(app.callback(), {
+    host: config.host,
+    port: config.port,
+    limits: config.http,
+    shutdownTimeout: config.shutdownTimeout,
+    logger,
+    onDrain: () => app.services.health.drain(),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ host: config.host, port }, `listening on http://${config.host}:${port}`);
 
-  const stop = (signal: string) => {
+  let stopping = false;
+  const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
-    const force = setTimeout(() => {
+    if ((await shutdown()) === 'timeout') {
       logger.error({ timeoutMs: config.shutdownTimeout }, 'requests still in flight at the shutdown bound; exiting');
       process.exit(1);
-    }, config.shutdownTimeout);
-    force.unref();
+    }
+    // Every request has been answered: only now may revocations stop arriving (requests are
+    // still served during SHUTDOWN_DRAIN_DELAY) and the store they used go.
     revocations.stop();
     clearInterval(prune);
-    // A keep-alive connection stays open after its last answer and would hold server.close()
-    // until keepAliveTimeout (then the bound, and exit 1): answers still to come say
-    // Connection: close, and connections are closed as soon as they go idle.
-    for (const res of open) if (!res.headersSent) res.setHeader('Connection', 'close');
-    const sweep = setInterval(() => server.closeIdleConnections(), 100);
-    sweep.unref();
-    server.close(async () => {
-      clearInterval(sweep);
-      try {
-        await store.close();
-        redis?.disconnect();
-        subscriber?.disconnect();
-        logger.info('stopped');
-        process.exit(0);
-      } catch (err) {
-        logger.error({ err }, 'error while closing the store');
-        process.exit(1);
-      }
-    });
-    server.closeIdleConnections();
+    try {
+      await store.close();
+      bus?.close();
+      redis?.disconnect();
+      subscriber?.disconnect();
+      logger.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'error while closing the store');
+      process.exit(1);
+    }
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`Start-up failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  // The cause chain too: "migration failed" alone does not say that the database refused.
+  process.stderr.write(`Start-up failed: ${describeStoreError(error)}\n`);
   process.exit(1);
 });

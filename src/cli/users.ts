@@ -2,6 +2,7 @@ import dotenv from 'dotenv';
 import { systemClock } from '../clock';
 import { ConfigError, loadStoreConfig } from '../config';
 import { createPasswords } from '../services/passwords';
+import { createRevocationPublisher } from '../services/redis-revocation-bus';
 import { createUserAdmin } from '../services/users';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
@@ -11,7 +12,8 @@ import { type CliIo, describeFailure, runUsersCommand } from './user-commands';
 /**
  * `npm run users -- <command>`: manages accounts straight in the store. It signs no tokens, so it
  * reads only the store and hashing settings and runs without JWT_SECRET. Sessions it ends are
- * marked revoked in the store, where running servers find them by polling.
+ * logged as revoked in the store, where running servers find them by polling, and with
+ * `REDIS_URL` set also published on the revocation bus, so they are refused at once.
  */
 async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseUsersArgs(argv);
@@ -25,18 +27,21 @@ async function main(argv: readonly string[], io: CliIo): Promise<number> {
   }
 
   let store: Store | undefined;
+  let publisher: ReturnType<typeof createRevocationPublisher> | undefined;
   try {
     dotenv.config({ quiet: true });
     const config = loadStoreConfig(process.env);
-    store = await openStore(config.databaseUrl);
+    store = await openStore(config.databaseUrl, { timeouts: config.storeTimeouts });
+    if (config.redisUrl !== undefined) publisher = createRevocationPublisher(config.redisUrl, config.redisTimeout);
     const passwords = await createPasswords(config.argon2);
-    await runUsersCommand(parsed, createUserAdmin({ store, passwords, clock: systemClock }), io);
+    await runUsersCommand(parsed, createUserAdmin({ store, passwords, clock: systemClock, ...(publisher ? { revocations: publisher } : {}) }), io);
     return 0;
   } catch (error) {
     const { message, exitCode } = error instanceof ConfigError ? { message: error.message, exitCode: 1 } : describeFailure(error);
     io.stderr.write(`${message}\n`);
     return exitCode;
   } finally {
+    await publisher?.close();
     await store?.close();
   }
 }

@@ -33,7 +33,10 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description Answers 200 when the store answers a query, 503 otherwise.
+         * @description Answers 200 when the store answers a query, 503 otherwise, and 503 from the moment the
+         *     server starts shutting down (so load balancers stop sending before it closes). `checks`
+         *     names each dependency's state: `store` (`up` or `down`) and, with `REDIS_URL` set, `redis`
+         *     (`up`, or `degraded`: revocations then reach this instance by polling only).
          */
         get: operations["ready"];
         put?: never;
@@ -238,6 +241,7 @@ export interface components {
             instance?: string;
             /** @description A stable snake_case code, such as `invalid_credentials`. */
             code?: string;
+            checks?: components["schemas"]["Checks"];
             /** @description For validation failures, each offending field. */
             errors?: {
                 /** @description A JSON Pointer into the request (`/body/name`). */
@@ -248,6 +252,11 @@ export interface components {
         Status: {
             /** @constant */
             status: "ok";
+            checks?: components["schemas"]["Checks"];
+        };
+        /** @description The state of each dependency, by name (`store`, `redis`, `server`). */
+        Checks: {
+            [key: string]: "up" | "degraded" | "down";
         };
         ServerInfo: {
             signup_enabled: boolean;
@@ -419,7 +428,25 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Not ready. */
+        /**
+         * @description The store (the database) is not answering: an outage, or a query past its timeout. Try
+         *     again after `Retry-After` seconds (a refresh retried within the reuse interval gets the
+         *     answer the first attempt would have had). Operations that need no store, such as
+         *     `GET /user` with a valid token, keep working meanwhile.
+         */
+        StoreUnavailable: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Not ready, or a dependency (the store) is not answering: try again after `Retry-After`
+         *     seconds when the header is present.
+         */
         Unavailable: {
             headers: {
                 [name: string]: unknown;
@@ -544,6 +571,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
     refresh: {
@@ -580,6 +608,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
     logout: {
@@ -600,6 +629,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
     getUser: {
@@ -649,6 +679,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["WeakPassword"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
     listUsers: {
@@ -671,6 +702,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
     signup: {
@@ -702,6 +734,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["WeakPassword"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
     listSessions: {
@@ -723,6 +756,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
     deleteSession: {
@@ -747,6 +781,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            503: components["responses"]["StoreUnavailable"];
         };
     };
 }

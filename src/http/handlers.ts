@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { AuthError } from '../errors';
 import type { AuthService, TokenPair } from '../services/auth';
+import type { DependencyState, Health } from '../services/health';
 import type { LoginLimiter } from '../services/login-limiter';
 import type { Logger } from '../services/logger';
 import { nameKey } from '../services/names';
@@ -17,6 +18,7 @@ export interface HandlerDeps {
   /** The server's logger; each request's lines get its id through {@link requestLogger}. */
   logger: Logger;
   store: Store;
+  health: Health;
   limiter: LoginLimiter;
   allowSignup: boolean;
   /** `auto`: `Secure` when the request came over HTTPS. */
@@ -62,12 +64,25 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     health: () => ({ status: 200, body: { status: 'ok' } }),
 
     async ready() {
+      const { health } = deps;
+      // Shutting down: load balancers must stop sending here, whatever the dependencies say.
+      if (health.draining) throw new AuthError('not_ready', 'The server is shutting down.', { extensions: { checks: { server: 'down' } } });
+      let storeState: DependencyState = 'up';
+      let cause: unknown;
       try {
         await store.ping();
       } catch (error) {
-        throw new AuthError('not_ready', 'The store does not answer.', { cause: error });
+        storeState = 'down';
+        cause = error;
       }
-      return { status: 200, body: { status: 'ok' } };
+      health.set('store', storeState, storeState === 'down' ? 'the store does not answer' : undefined);
+      // Each dependency by name; Redis is only ever degraded (revocations by polling, limits per
+      // process), which leaves the instance able to serve.
+      const checks: Record<string, DependencyState> = {};
+      for (const [name, status] of Object.entries(health.snapshot())) checks[name] = status.state;
+      checks['store'] = storeState;
+      if (storeState === 'down') throw new AuthError('not_ready', 'The store does not answer.', { cause, extensions: { checks } });
+      return { status: 200, body: { status: 'ok', checks } };
     },
 
     serverInfo: () => ({ status: 200, body: { signup_enabled: deps.allowSignup } }),

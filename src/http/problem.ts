@@ -14,6 +14,7 @@ export interface Problem {
   detail?: string;
   code?: string;
   errors?: FieldError[];
+  [extension: string]: unknown;
 }
 
 const TOKEN_ERRORS = new Set<ErrorCode>(['invalid_token', 'invalid_refresh_token', 'refresh_token_reused']);
@@ -112,6 +113,7 @@ export function problemResponses(opts: { logger: Logger }): Middleware {
       detail: known.message,
       code: known.code,
       ...(known.errors ? { errors: known.errors } : {}),
+      ...known.extensions,
     });
   };
 }

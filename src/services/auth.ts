@@ -5,7 +5,7 @@ import type { Logger } from './logger';
 import { nameKey } from './names';
 import { checkPasswordPolicy, type Passwords } from './passwords';
 import type { RevocationList } from './revocations';
-import { hashToken, randomId, randomToken, type Tokens } from './tokens';
+import { hashToken, openChildToken, randomId, randomToken, sealChildToken, type Tokens } from './tokens';
 import { createUserAdmin, type PublicUser, toPublicUser, type UserAdmin } from './users';
 
 export { type PublicUser, toPublicUser } from './users';
@@ -17,8 +17,9 @@ export interface AuthSettings {
   /** Seconds a session lives at most. */
   sessionMaxAge: number;
   /**
-   * Milliseconds within which a second use of a refresh token counts as a concurrent request
-   * (two tabs refreshing at once) and is refused without ending the session.
+   * Milliseconds within which a second use of a refresh token counts as a retry (an answer lost
+   * on the wire, two tabs refreshing at once) and gets the session's current refresh token,
+   * instead of ending the session as a replay.
    */
   refreshReuseGraceMs: number;
 }
@@ -63,6 +64,9 @@ export interface AuthDeps {
 const invalidCredentials = () => new AuthError('invalid_credentials', 'The name or the password is wrong.');
 const invalidRefresh = () => new AuthError('invalid_refresh_token', 'The refresh token is invalid, expired or revoked.');
 
+/** Links of a rotation chain followed at most for one retry (each used within the reuse interval). */
+const MAX_RETRY_CHAIN = 8;
+
 export function createAuthService(deps: AuthDeps): AuthService {
   const { store, tokens, passwords, revocations, clock, logger, settings } = deps;
   const users = createUserAdmin({ store, passwords, clock, revocations });
@@ -76,6 +80,37 @@ export function createAuthService(deps: AuthDeps): AuthService {
       refreshExpiresIn: Math.max(1, Math.floor((refreshExpiresAt - clock.now()) / 1000)),
       sessionId: session.id,
     };
+  };
+
+  /**
+   * A refresh token used again within the reuse interval: follows the chain it started (each
+   * link sealed under the one before, see `sealChildToken`) to the token now current, and answers
+   * with it and a new access token, as the first request would have been answered. Undefined when
+   * the chain cannot be followed or the session has ended meanwhile.
+   */
+  const retryAnswer = async (token: string, sealed: string | null, now: number): Promise<TokenPair | undefined> => {
+    let holder = token;
+    let next = sealed;
+    for (let i = 0; i < MAX_RETRY_CHAIN && next; i += 1) {
+      const child = openChildToken(holder, next);
+      if (child === undefined) return undefined;
+      const row = await store.findRefreshToken(hashToken(child));
+      if (!row) return undefined;
+      if (row.usedAt !== null) {
+        // Rotated again since (the other tab went on): follow on, while each use was recent.
+        if (now - row.usedAt >= settings.refreshReuseGraceMs) return undefined;
+        holder = child;
+        next = row.childEnc;
+        continue;
+      }
+      if (row.expiresAt <= now) return undefined;
+      const session = await store.findSession(row.sessionId);
+      if (!session || session.revokedAt !== null || session.expiresAt <= now) return undefined;
+      const user = await store.findUserById(session.userId);
+      if (!user || user.disabled) return undefined;
+      return issue(toPublicUser(user), session, child, Math.min(row.expiresAt, session.expiresAt));
+    }
+    return undefined;
   };
 
   const revokeAll = async (userId: string, reason: string) => {
@@ -122,12 +157,20 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const next = randomToken();
       // The new token's expiry is capped by the session's below, once the session is known.
       const provisional = now + settings.refreshTokenTtl * 1000;
-      const result = await store.rotateRefreshToken(hashToken(refreshToken), { tokenHash: hashToken(next), parentHash: null, expiresAt: provisional }, now);
+      const result = await store.rotateRefreshToken(
+        hashToken(refreshToken),
+        { tokenHash: hashToken(next), parentHash: null, expiresAt: provisional, childEnc: sealChildToken(refreshToken, next) },
+        now,
+      );
       if (result.outcome === 'invalid') throw invalidRefresh();
       if (result.outcome === 'reused') {
-        if (now - result.usedAt <= settings.refreshReuseGraceMs) {
-          log.warn({ event: 'refresh_token_race', sessionId: result.sessionId }, 'refresh token used twice at once; the later request was refused');
-          throw invalidRefresh();
+        if (now - result.usedAt < settings.refreshReuseGraceMs) {
+          // A retry, not a theft: the same session goes on, with the same current refresh token,
+          // so two tabs (or a client whose answer was lost) end up holding one token.
+          const answer = await retryAnswer(refreshToken, result.childEnc, now);
+          if (!answer) throw invalidRefresh();
+          log.info({ event: 'refresh_retried', sessionId: result.sessionId }, 'refresh token used again within the reuse interval: answered with the current token');
+          return answer;
         }
         // RFC 9700 §4.14.2: a replayed refresh token means it leaked; end its whole family.
         if (await store.revokeSession(result.sessionId, 'refresh_token_reused', now)) revocations.add(result.sessionId, now);

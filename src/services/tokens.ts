@@ -1,4 +1,4 @@
-import { createHash, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, type KeyObject, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock';
@@ -72,6 +72,32 @@ export function randomId(): string {
 /** Refresh tokens are stored only as this hash. */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
+}
+
+// The key that seals a refresh token's successor, derived from the token itself (256 random
+// bits, so HKDF needs no salt): only its holder can open what the store keeps, and a copy of the
+// database alone yields no usable token.
+const childKey = (token: string) => Buffer.from(hkdfSync('sha256', Buffer.from(token, 'utf8'), Buffer.alloc(0), 'refresh-token-successor', 32));
+
+/** Encrypts `child` (AES-256-GCM) under a key only the holder of `parent` can derive. */
+export function sealChildToken(parent: string, child: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', childKey(parent), iv);
+  const sealed = Buffer.concat([cipher.update(child, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, sealed, cipher.getAuthTag()]).toString('base64url');
+}
+
+/** The token {@link sealChildToken} sealed for `parent`, or undefined when it does not open. */
+export function openChildToken(parent: string, sealed: string): string | undefined {
+  try {
+    const raw = Buffer.from(sealed, 'base64url');
+    if (raw.length < 12 + 16 + 1) return undefined;
+    const decipher = createDecipheriv('aes-256-gcm', childKey(parent), raw.subarray(0, 12));
+    decipher.setAuthTag(raw.subarray(raw.length - 16));
+    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /**

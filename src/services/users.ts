@@ -23,6 +23,11 @@ export interface UserAdmin {
   listUsers(): Promise<UserRecord[]>;
   /** Creates a user; checks name and password policy. Throws `name_taken` for a name in use. */
   addUser(name: string, password: string, role: Role): Promise<PublicUser>;
+  /**
+   * Creates a user only while the store has none at all (the first admin), atomically; undefined
+   * when some user existed (another instance starting at the same moment made it first).
+   */
+  addFirstUser(name: string, password: string, role: Role): Promise<PublicUser | undefined>;
   /** Looks a user up by name as compared (case and Unicode form ignored). */
   findUser(name: string): Promise<UserRecord | undefined>;
   /** Sets a new password and ends all the user's sessions. Throws `user_not_found`. */
@@ -74,6 +79,13 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
       const passwordHash = await passwords.hash(password);
       const user = await store.createUser({ id: randomId(), name, nameKey: nameKey(name), passwordHash, role, now: clock.now() });
       return toPublicUser(user);
+    },
+
+    async addFirstUser(name, password, role) {
+      checkName(name, '/body/name');
+      checkPasswordPolicy(password, '/body/password');
+      const user = { id: randomId(), name, nameKey: nameKey(name), passwordHash: await passwords.hash(password), role, now: clock.now() };
+      return (await store.createFirstUser(user)) ? toPublicUser(user) : undefined;
     },
 
     findUser: (name) => store.findUserByNameKey(nameKey(name)),

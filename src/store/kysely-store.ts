@@ -1,8 +1,8 @@
-import { type Kysely, Migrator, sql } from 'kysely';
+import { type Kysely, Migrator, SqliteAdapter, type Transaction, sql } from 'kysely';
 import { AuthError } from '../errors';
 import { migrationProvider, unknownMigrations } from './migrations';
 import type { Database } from './schema';
-import type { NewRefreshToken, RotateResult, SessionRecord, Store, UserRecord } from './store';
+import type { NewRefreshToken, RefreshTokenRow, RotateResult, SessionRecord, Store, UserRecord } from './store';
 
 type UserRow = Database['users'];
 type SessionRow = Database['sessions'];
@@ -50,8 +50,31 @@ export async function migrate(db: Kysely<Database>): Promise<void> {
   if (error) throw new Error('Database migration failed', { cause: error });
 }
 
+/**
+ * The advisory lock that orders writers of the revocation log (PostgreSQL). A sequence hands out
+ * numbers at insert time, not commit time: unordered, a revocation numbered 10 could commit after
+ * 11 had been read, and a poll that had moved past 11 would never see it. Taken as the last step
+ * of the transaction and held to its commit, it makes the order of `seq` the order of commits.
+ * (SQLite runs one writer at a time, so its order is the commit order already.)
+ */
+export const REVOCATION_LOG_LOCK = '7315930462710413';
+
+/** Rows one poll reads at most; the next poll goes on from there. */
+const REVOCATION_BATCH = 5_000;
+
 /** A {@link Store} over any kysely dialect; the SQL is the same for SQLite and PostgreSQL. */
 export function createKyselyStore(db: Kysely<Database>): Store {
+  const postgres = !(db.getExecutor().adapter instanceof SqliteAdapter);
+
+  const logRevocations = async (trx: Transaction<Database>, ids: string[], now: number) => {
+    if (ids.length === 0) return;
+    if (postgres) await sql`select pg_advisory_xact_lock(${sql.raw(REVOCATION_LOG_LOCK)})`.execute(trx);
+    await trx
+      .insertInto('revocations')
+      .values(ids.map((id) => ({ session_id: id, revoked_at: now })))
+      .execute();
+  };
+
   const activeSessions = (userId: string, now: number) =>
     db
       .selectFrom('sessions')
@@ -90,6 +113,20 @@ export function createKyselyStore(db: Kysely<Database>): Store {
         throw error;
       }
       return toUser(row);
+    },
+    async createFirstUser(u) {
+      try {
+        // Insert-if-absent in one statement; two instances starting together on an empty store
+        // both get here, and the unique name key turns the second insert away.
+        const result = await sql`
+          insert into users (id, name, name_key, password_hash, role, disabled, created_at, updated_at)
+          select ${u.id}, ${u.name}, ${u.nameKey}, ${u.passwordHash}, ${u.role}, 0, cast(${u.now} as bigint), cast(${u.now} as bigint)
+          where not exists (select 1 from users)`.execute(db);
+        return Number(result.numAffectedRows ?? 0) === 1;
+      } catch (error) {
+        if (isUniqueViolation(error)) return false;
+        throw error;
+      }
     },
     async findUserByNameKey(nameKey) {
       const row = await db.selectFrom('users').selectAll().where('name_key', '=', nameKey).executeTakeFirst();
@@ -140,15 +177,16 @@ export function createKyselyStore(db: Kysely<Database>): Store {
             created_at: s.createdAt,
             expires_at: token.expiresAt,
             used_at: null,
+            child_enc: null,
           })
           .execute();
       });
     },
-    async rotateRefreshToken(oldHash: string, next: NewRefreshToken, now: number): Promise<RotateResult> {
+    async rotateRefreshToken(oldHash: string, next: NewRefreshToken & { childEnc?: string | null }, now: number): Promise<RotateResult> {
       return db.transaction().execute(async (trx) => {
         const token = await trx.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', oldHash).executeTakeFirst();
         if (!token) return { outcome: 'invalid' };
-        if (token.used_at !== null) return { outcome: 'reused', sessionId: token.session_id, usedAt: Number(token.used_at) };
+        if (token.used_at !== null) return { outcome: 'reused', sessionId: token.session_id, usedAt: Number(token.used_at), childEnc: token.child_enc };
         const session = await trx.selectFrom('sessions').selectAll().where('id', '=', token.session_id).executeTakeFirst();
         if (!session || session.revoked_at !== null || Number(session.expires_at) <= now || Number(token.expires_at) <= now) {
           return { outcome: 'invalid' };
@@ -171,11 +209,16 @@ export function createKyselyStore(db: Kysely<Database>): Store {
         // for the row lock and then updates nothing; under SQLite transactions are serialised.
         const claimed = await trx
           .updateTable('refresh_tokens')
-          .set({ used_at: now })
+          .set({ used_at: now, child_enc: next.childEnc ?? null })
           .where('token_hash', '=', oldHash)
           .where('used_at', 'is', null)
           .executeTakeFirst();
-        if (Number(claimed.numUpdatedRows) !== 1) return { outcome: 'reused', sessionId: token.session_id, usedAt: now };
+        if (Number(claimed.numUpdatedRows) !== 1) {
+          // The concurrent claim has committed (its row lock was what we waited for): read what
+          // it left, so this request can be answered as its retry.
+          const winner = await trx.selectFrom('refresh_tokens').select(['used_at', 'child_enc']).where('token_hash', '=', oldHash).executeTakeFirst();
+          return { outcome: 'reused', sessionId: token.session_id, usedAt: Number(winner?.used_at ?? now), childEnc: winner?.child_enc ?? null };
+        }
         await trx
           .insertInto('refresh_tokens')
           .values({
@@ -185,10 +228,23 @@ export function createKyselyStore(db: Kysely<Database>): Store {
             created_at: now,
             expires_at: next.expiresAt,
             used_at: null,
+            child_enc: null,
           })
           .execute();
         return { outcome: 'rotated', session: { ...toSession(session), lastUsedAt: now }, user: toUser(user) };
       });
+    },
+    async findRefreshToken(tokenHash): Promise<RefreshTokenRow | undefined> {
+      const row = await db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      return (
+        row && {
+          tokenHash: row.token_hash,
+          sessionId: row.session_id,
+          expiresAt: Number(row.expires_at),
+          usedAt: row.used_at === null ? null : Number(row.used_at),
+          childEnc: row.child_enc,
+        }
+      );
     },
     async findSession(id) {
       const row = await db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
@@ -199,39 +255,61 @@ export function createKyselyStore(db: Kysely<Database>): Store {
       return rows.map(toSession);
     },
     async revokeSession(id, reason, now) {
-      const result = await db
-        .updateTable('sessions')
-        .set({ revoked_at: now, revoke_reason: reason })
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable('sessions')
+          .set({ revoked_at: now, revoke_reason: reason })
+          .where('id', '=', id)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        await logRevocations(trx, [id], now);
+        return true;
+      });
     },
     async revokeUserSessions(userId, reason, now) {
       return db.transaction().execute(async (trx) => {
+        // One statement decides which sessions this call revoked: a concurrent revoker of the
+        // same user waits for the row locks and then finds them revoked.
         const rows = await trx
-          .selectFrom('sessions')
-          .select('id')
-          .where('user_id', '=', userId)
-          .where('revoked_at', 'is', null)
-          .execute();
-        if (rows.length === 0) return [];
-        await trx
           .updateTable('sessions')
           .set({ revoked_at: now, revoke_reason: reason })
           .where('user_id', '=', userId)
           .where('revoked_at', 'is', null)
+          .returning('id')
           .execute();
-        return rows.map((r) => r.id);
+        const ids = rows.map((r) => r.id);
+        await logRevocations(trx, ids, now);
+        return ids;
       });
     },
-    async revokedSince(since) {
+    async revocationsAfter(cursor, since) {
+      const toRevocation = (r: { session_id: string; revoked_at: number }) => ({ sessionId: r.session_id, revokedAt: Number(r.revoked_at) });
+      if (cursor === undefined) {
+        // The cursor first, then the rows up to it: whatever commits in between is read by the
+        // next poll, never skipped.
+        const top = await db.selectFrom('revocations').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+        const newest = Number(top?.seq ?? 0);
+        const rows = await db
+          .selectFrom('revocations')
+          .select(['session_id', 'revoked_at'])
+          .where('seq', '<=', newest)
+          .where('revoked_at', '>=', since)
+          .execute();
+        return { revocations: rows.map(toRevocation), cursor: newest, more: false };
+      }
       const rows = await db
-        .selectFrom('sessions')
-        .select(['id', 'revoked_at'])
-        .where('revoked_at', '>=', since)
+        .selectFrom('revocations')
+        .select(['seq', 'session_id', 'revoked_at'])
+        .where('seq', '>', cursor)
+        .orderBy('seq')
+        .limit(REVOCATION_BATCH)
         .execute();
-      return rows.map((r) => ({ sessionId: r.id, revokedAt: Number(r.revoked_at) }));
+      return {
+        revocations: rows.map(toRevocation),
+        cursor: rows.length > 0 ? Number(rows[rows.length - 1]?.seq) : cursor,
+        more: rows.length === REVOCATION_BATCH,
+      };
     },
     async pruneSessions(before) {
       return db.transaction().execute(async (trx) => {
@@ -240,6 +318,7 @@ export function createKyselyStore(db: Kysely<Database>): Store {
           .select('id')
           .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]));
         await trx.deleteFrom('refresh_tokens').where('session_id', 'in', ended).execute();
+        await trx.deleteFrom('revocations').where('revoked_at', '<', before).execute();
         const result = await trx
           .deleteFrom('sessions')
           .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]))

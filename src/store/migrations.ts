@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, SqliteAdapter, sql } from 'kysely';
 
 /**
  * Versioned migrations, in order. Add new ones at the end with the next number; never edit one
@@ -47,6 +47,111 @@ export const migrations: Record<string, Migration> = {
         .addColumn('used_at', 'bigint')
         .execute();
       await db.schema.createIndex('refresh_tokens_session_id').on('refresh_tokens').column('session_id').execute();
+    },
+  },
+  '0003_integrity_and_revocation_log': {
+    async up(db: Kysely<any>) {
+      const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+      const run = async (statements: string[]) => {
+        for (const statement of statements) await sql.raw(statement).execute(db);
+      };
+      const now = Date.now();
+      // Sessions left behind by deleted users (kept revoked on purpose until now) are revoked if
+      // they were not, and every revocation goes into the log, before the orphans are dropped:
+      // instances polling the log still learn of each one.
+      const prelude = [
+        `UPDATE sessions SET revoked_at = ${now}, revoke_reason = 'user_deleted'
+           WHERE revoked_at IS NULL AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id)`,
+        sqlite
+          ? `CREATE TABLE revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, session_id VARCHAR(64) NOT NULL, revoked_at BIGINT NOT NULL)`
+          : `CREATE TABLE revocations (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, session_id VARCHAR(64) NOT NULL, revoked_at BIGINT NOT NULL)`,
+        `INSERT INTO revocations (session_id, revoked_at)
+           SELECT id, revoked_at FROM sessions WHERE revoked_at IS NOT NULL ORDER BY revoked_at, id`,
+        `CREATE INDEX revocations_revoked_at ON revocations (revoked_at)`,
+        `DELETE FROM refresh_tokens WHERE NOT EXISTS (
+           SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = refresh_tokens.session_id)`,
+        `DELETE FROM sessions WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = sessions.user_id)`,
+      ];
+      if (!sqlite) {
+        await run([
+          ...prelude,
+          `ALTER TABLE users
+             ADD CONSTRAINT users_name_check CHECK (length(name) >= 1),
+             ADD CONSTRAINT users_name_key_check CHECK (length(name_key) >= 1),
+             ADD CONSTRAINT users_password_hash_check CHECK (length(password_hash) >= 1),
+             ADD CONSTRAINT users_role_check CHECK (role IN ('user', 'admin')),
+             ADD CONSTRAINT users_disabled_check CHECK (disabled IN (0, 1))`,
+          `ALTER TABLE sessions
+             ADD CONSTRAINT sessions_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE,
+             ADD CONSTRAINT sessions_expiry_check CHECK (expires_at > created_at),
+             ADD CONSTRAINT sessions_revoked_check CHECK ((revoked_at IS NULL) = (revoke_reason IS NULL))`,
+          `ALTER TABLE refresh_tokens
+             ADD COLUMN child_enc VARCHAR(256),
+             ADD CONSTRAINT refresh_tokens_session_fk FOREIGN KEY (session_id) REFERENCES sessions (id) ON DELETE CASCADE,
+             ADD CONSTRAINT refresh_tokens_parent_unique UNIQUE (parent_hash),
+             ADD CONSTRAINT refresh_tokens_hash_check CHECK (length(token_hash) = 64),
+             ADD CONSTRAINT refresh_tokens_expiry_check CHECK (expires_at > created_at)`,
+        ]);
+        return;
+      }
+      // SQLite cannot add constraints to a table: each table is made anew and its rows copied
+      // (sqlite.org/lang_altertable.html, "other kinds of table schema changes"), with foreign
+      // keys off meanwhile (the pragma is a no-op inside a transaction) and checked before commit.
+      await run(['PRAGMA foreign_keys = OFF', 'BEGIN']);
+      try {
+        await run([
+          ...prelude,
+          `CREATE TABLE users_new (
+             id VARCHAR(64) PRIMARY KEY,
+             name VARCHAR(256) NOT NULL CHECK (length(name) >= 1),
+             name_key VARCHAR(256) NOT NULL UNIQUE CHECK (length(name_key) >= 1),
+             password_hash VARCHAR(512) NOT NULL CHECK (length(password_hash) >= 1),
+             role VARCHAR(16) NOT NULL CHECK (role IN ('user', 'admin')),
+             disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+             created_at BIGINT NOT NULL,
+             updated_at BIGINT NOT NULL)`,
+          `INSERT INTO users_new SELECT id, name, name_key, password_hash, role, disabled, created_at, updated_at FROM users`,
+          `DROP TABLE users`,
+          `ALTER TABLE users_new RENAME TO users`,
+          `CREATE TABLE sessions_new (
+             id VARCHAR(64) PRIMARY KEY,
+             user_id VARCHAR(64) NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+             created_at BIGINT NOT NULL,
+             last_used_at BIGINT NOT NULL,
+             expires_at BIGINT NOT NULL,
+             user_agent VARCHAR(512),
+             revoked_at BIGINT,
+             revoke_reason VARCHAR(64),
+             CHECK (expires_at > created_at),
+             CHECK ((revoked_at IS NULL) = (revoke_reason IS NULL)))`,
+          `INSERT INTO sessions_new SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, revoked_at, revoke_reason FROM sessions`,
+          `DROP TABLE sessions`,
+          `ALTER TABLE sessions_new RENAME TO sessions`,
+          `CREATE INDEX sessions_user_id ON sessions (user_id)`,
+          `CREATE INDEX sessions_revoked_at ON sessions (revoked_at)`,
+          `CREATE TABLE refresh_tokens_new (
+             token_hash VARCHAR(64) PRIMARY KEY CHECK (length(token_hash) = 64),
+             session_id VARCHAR(64) NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+             parent_hash VARCHAR(64) UNIQUE,
+             created_at BIGINT NOT NULL,
+             expires_at BIGINT NOT NULL,
+             used_at BIGINT,
+             child_enc VARCHAR(256),
+             CHECK (expires_at > created_at))`,
+          `INSERT INTO refresh_tokens_new SELECT token_hash, session_id, parent_hash, created_at, expires_at, used_at, NULL FROM refresh_tokens`,
+          `DROP TABLE refresh_tokens`,
+          `ALTER TABLE refresh_tokens_new RENAME TO refresh_tokens`,
+          `CREATE INDEX refresh_tokens_session_id ON refresh_tokens (session_id)`,
+        ]);
+        const broken = await sql<{ table: string }>`PRAGMA foreign_key_check`.execute(db);
+        if (broken.rows.length > 0) throw new Error(`foreign key check failed on ${broken.rows.map((r) => r.table).join(', ')}`);
+        await run(['COMMIT']);
+      } catch (error) {
+        await run(['ROLLBACK']).catch(() => undefined);
+        throw error;
+      } finally {
+        await run(['PRAGMA foreign_keys = ON']);
+      }
     },
   },
 };

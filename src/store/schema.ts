@@ -33,11 +33,24 @@ export interface RefreshTokensTable {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  /**
+   * The token that replaced this one, encrypted with a key derived from this token itself, so
+   * only a holder of this token can read it (a retried refresh gets the same answer again).
+   */
+  child_enc: string | null;
+}
+
+/** Every revocation, in commit order (`seq`): what instances poll to learn of them. */
+export interface RevocationsTable {
+  seq: Generated<number>;
+  session_id: string;
+  revoked_at: number;
 }
 
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
+  revocations: RevocationsTable;
   schema_info?: { id: Generated<number> };
 }

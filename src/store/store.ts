@@ -46,15 +46,37 @@ export interface NewRefreshToken {
   expiresAt: number;
 }
 
+/** A stored refresh token, for following a rotation chain (see {@link Store.findRefreshToken}). */
+export interface RefreshTokenRow {
+  tokenHash: string;
+  sessionId: string;
+  expiresAt: number;
+  usedAt: number | null;
+  /** The token that replaced it, encrypted under a key only this token's holder can derive. */
+  childEnc: string | null;
+}
+
 export type RotateResult =
   | { outcome: 'rotated'; session: SessionRecord; user: UserRecord }
-  /** The token was already used (at `usedAt`): a replay, or a concurrent refresh. */
-  | { outcome: 'reused'; sessionId: string; usedAt: number }
+  /**
+   * The token was already used (at `usedAt`): a replay, a concurrent refresh, or a retry whose
+   * first answer was lost. `childEnc` is what the first use left for a retry to read.
+   */
+  | { outcome: 'reused'; sessionId: string; usedAt: number; childEnc: string | null }
   | { outcome: 'invalid' };
 
 export interface Revocation {
   sessionId: string;
   revokedAt: number;
+}
+
+/** Revocations read from the log, and where the next read starts. */
+export interface RevocationBatch {
+  revocations: Revocation[];
+  /** Pass back to {@link Store.revocationsAfter}; it follows the commit order of the log. */
+  cursor: number;
+  /** True when the batch was cut at its size limit: read again at once for the rest. */
+  more: boolean;
 }
 
 export interface Store {
@@ -79,15 +101,25 @@ export interface Store {
    * the same token exactly one sees `rotated`. Refuses expired tokens, revoked or expired
    * sessions, and disabled or deleted users (`invalid`).
    */
-  rotateRefreshToken(oldHash: string, next: NewRefreshToken, now: number): Promise<RotateResult>;
+  rotateRefreshToken(oldHash: string, next: NewRefreshToken & { childEnc?: string | null }, now: number): Promise<RotateResult>;
+  findRefreshToken(tokenHash: string): Promise<RefreshTokenRow | undefined>;
   findSession(id: string): Promise<SessionRecord | undefined>;
   listActiveSessions(userId: string, now: number): Promise<SessionRecord[]>;
-  /** Revokes one session; false when it was not active. */
+  /** Revokes one session, and logs it in the same transaction; false when it was not active. */
   revokeSession(id: string, reason: string, now: number): Promise<boolean>;
-  /** Revokes every active session of a user; returns their ids. */
+  /** Revokes every active session of a user, logging each; returns their ids. */
   revokeUserSessions(userId: string, reason: string, now: number): Promise<string[]>;
-  /** Sessions revoked at or after `since`, for the in-memory revocation list. */
-  revokedSince(since: number): Promise<Revocation[]>;
-  /** Deletes sessions and refresh tokens that ended before `before`. */
+  /**
+   * Revocations logged after `cursor`, in commit order. Without a cursor (at start-up): those
+   * revoked at or after `since`, and the cursor of the newest. Entries are logged in commit order,
+   * so a revocation whose transaction ran long is never skipped, whatever its `revokedAt`.
+   */
+  revocationsAfter(cursor: number | undefined, since: number): Promise<RevocationBatch>;
+  /**
+   * Creates the first admin only while there are no users at all; false when there were some
+   * (another instance starting at the same moment made one first).
+   */
+  createFirstUser(user: NewUser): Promise<boolean>;
+  /** Deletes sessions, refresh tokens and logged revocations that ended before `before`. */
   pruneSessions(before: number): Promise<number>;
 }

@@ -36,10 +36,10 @@ async function subscribers(redis: Redis, channel: string): Promise<number> {
     stores.push(store);
     if (!channel) return makeApp({}, { store });
     const pub = new Redis('redis://127.0.0.1:6379');
-    const sub = new Redis('redis://127.0.0.1:6379');
+    const sub = new Redis('redis://127.0.0.1:6379', { autoResubscribe: false });
     redis.push(pub, sub);
     const before = await subscribers(pub, channel);
-    const t = await makeApp({}, { store, revocationBus: createRedisRevocationBus(pub, sub, channel) });
+    const t = await makeApp({}, { store, revocationBus: createRedisRevocationBus(pub, sub, { channel }) });
     // Wait (bounded) until the subscription is live, or the first message could be missed.
     for (let i = 0; i < 100 && (await subscribers(pub, channel)) === before; i += 1) await new Promise((r) => setTimeout(r, 10));
     return t;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import jwt from 'jsonwebtoken';
 import type { Response } from 'supertest';
+import { openChildToken } from '../../src/services/tokens';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
 import { expectContract } from '../support/contract-check';
@@ -103,9 +104,17 @@ describe('POST /login: what the tokens are', () => {
 
     const db = new SqliteDatabase(file, { readonly: true });
     try {
-      const rows = db.prepare('select * from refresh_tokens order by created_at').all();
+      const rows = db.prepare('select * from refresh_tokens order by created_at').all() as { child_enc: string | null }[];
       expect(rows).toEqual([
-        { token_hash: sha(first.refresh), session_id: sid, parent_hash: null, created_at: loginAt, expires_at: loginAt + 3600 * SECOND, used_at: loginAt + 60 * SECOND },
+        {
+          token_hash: sha(first.refresh),
+          session_id: sid,
+          parent_hash: null,
+          created_at: loginAt,
+          expires_at: loginAt + 3600 * SECOND,
+          used_at: loginAt + 60 * SECOND,
+          child_enc: expect.any(String),
+        },
         {
           token_hash: sha(res.body.refresh_token),
           session_id: sid,
@@ -113,8 +122,14 @@ describe('POST /login: what the tokens are', () => {
           created_at: loginAt + 60 * SECOND,
           expires_at: loginAt + 3660 * SECOND,
           used_at: null,
+          child_enc: null,
         },
       ]);
+      // The successor is kept only sealed: the old token opens it, nothing else does.
+      const sealed = rows[0]?.child_enc as string;
+      expect(sealed).not.toContain(res.body.refresh_token);
+      expect(openChildToken(first.refresh, sealed)).toBe(res.body.refresh_token);
+      expect(openChildToken(res.body.refresh_token, sealed)).toBeUndefined();
       expect(db.prepare('select id, last_used_at, revoked_at from sessions').all()).toEqual([{ id: sid, last_used_at: loginAt + 60 * SECOND, revoked_at: null }]);
     } finally {
       db.close();
@@ -282,14 +297,15 @@ describe('POST /refresh', () => {
     await t.close();
   });
 
-  test('when a used refresh token is presented again after the grace period, then the whole family is revoked and a security event is logged', async () => {
+  test('when a used refresh token is presented again after the reuse interval, then the whole family is revoked and a security event is logged', async () => {
     const t = await makeApp();
     const u = await t.makeUser({ name: 'hal' });
     const first = await t.login('hal', u.password);
     const other = await t.login('hal', u.password);
     const rotated = await refreshByBody(t, first.refresh);
     expect(rotated.status).toBe(200);
-    t.clock.advance(3 * SECOND);
+    // REFRESH_REUSE_INTERVAL is 10 s by default: this is past it.
+    t.clock.advance(10 * SECOND);
 
     const replay = await refreshByBody(t, first.refresh);
     expect401(replay, 'refresh_token_reused');
@@ -309,35 +325,91 @@ describe('POST /refresh', () => {
     await t.close();
   });
 
-  test('when a used refresh token is presented again within the grace period, then it is refused but the session goes on', async () => {
+  test('when a refresh is retried within the reuse interval (its answer was lost), then it gets the same current refresh token and a working access token, and the session goes on', async () => {
     const t = await makeApp();
     const u = await t.makeUser({ name: 'ida' });
     const first = await t.login('ida', u.password);
     const rotated = await refreshByBody(t, first.refresh);
     expect(rotated.status).toBe(200);
-    t.clock.advance(1_500);
-    expect401(await refreshByBody(t, first.refresh), 'invalid_refresh_token');
+    t.clock.advance(9 * SECOND);
+    const retried = await refreshByBody(t, first.refresh);
+    expect(retried.status).toBe(200);
+    // The same token the lost answer carried: the client and the store agree again.
+    expect(retried.body.refresh_token).toBe(rotated.body.refresh_token);
+    expect((await getUser(t, retried.body.access_token)).status).toBe(200);
     expect((await getUser(t, rotated.body.access_token)).status).toBe(200);
-    expect((await refreshByBody(t, rotated.body.refresh_token)).status).toBe(200);
+    expect((await refreshByBody(t, retried.body.refresh_token)).status).toBe(200);
+    expect(t.logs.lines().filter((l) => l['event'] === 'refresh_token_reused')).toEqual([]);
+    expect(t.logs.lines().filter((l) => l['event'] === 'refresh_retried')).toEqual([expect.objectContaining({ level: 30 })]);
+    expect(t.logs.text()).not.toContain(rotated.body.refresh_token);
+    await t.close();
+  });
+
+  test('when the other tab has rotated again since, then a retry within the interval follows the chain to the token now current', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'ivo' });
+    const first = await t.login('ivo', u.password);
+    const second = await refreshByBody(t, first.refresh);
+    t.clock.advance(2 * SECOND);
+    const third = await refreshByBody(t, second.body.refresh_token);
+    t.clock.advance(2 * SECOND);
+    const retried = await refreshByBody(t, first.refresh);
+    expect(retried.status).toBe(200);
+    expect(retried.body.refresh_token).toBe(third.body.refresh_token);
+    await t.close();
+  });
+
+  test('when the session was logged out meanwhile, then a retry within the interval is refused and nothing is logged as a replay', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'ike' });
+    const first = await t.login('ike', u.password);
+    const rotated = await refreshByBody(t, first.refresh);
+    expect((await logout(t, rotated.body.access_token)).status).toBe(204);
+    expect401(await refreshByBody(t, first.refresh), 'invalid_refresh_token');
     expect(t.logs.lines().filter((l) => l['event'] === 'refresh_token_reused')).toEqual([]);
     await t.close();
   });
 
-  test('when two refreshes with the same token race, then exactly one succeeds, the other gets invalid_refresh_token, and the winner goes on', async () => {
+  test('when REFRESH_REUSE_INTERVAL is 0, then any second use is a replay that ends the session', async () => {
+    const t = await makeApp({ REFRESH_REUSE_INTERVAL: '0' });
+    const u = await t.makeUser({ name: 'ina' });
+    const first = await t.login('ina', u.password);
+    expect((await refreshByBody(t, first.refresh)).status).toBe(200);
+    expect401(await refreshByBody(t, first.refresh), 'refresh_token_reused');
+    await t.close();
+  });
+
+  test('when many refreshes with the same token race, then every one succeeds with the same new refresh token, and the session goes on', async () => {
     const t = await makeApp();
     const u = await t.makeUser({ name: 'jay' });
     let { refresh } = await t.login('jay', u.password);
-    // A few rounds, each racing the winner's token of the round before.
+    // A few rounds, each racing the token of the round before.
     for (let round = 0; round < 5; round += 1) {
-      const results = await Promise.all([refreshByBody(t, refresh), refreshByBody(t, refresh)]);
-      const ok = results.filter((r) => r.status === 200);
-      const refused = results.filter((r) => r.status !== 200);
-      expect([round, ok.length, refused.length]).toEqual([round, 1, 1]);
-      expect401(refused[0] as Response, 'invalid_refresh_token');
-      refresh = (ok[0] as Response).body.refresh_token;
-      expect((await getUser(t, (ok[0] as Response).body.access_token)).status).toBe(200);
+      const results = await Promise.all(Array.from({ length: 8 }, () => refreshByBody(t, refresh)));
+      expect([round, results.map((r) => r.status)]).toEqual([round, Array(8).fill(200)]);
+      const tokens = new Set(results.map((r) => r.body.refresh_token as string));
+      expect([round, tokens.size]).toEqual([round, 1]);
+      refresh = [...tokens][0] as string;
+      for (const r of results) expect((await getUser(t, r.body.access_token)).status).toBe(200);
+      t.clock.advance(SECOND);
     }
     expect((await refreshByBody(t, refresh)).status).toBe(200);
+    expect(t.logs.lines().filter((l) => l['event'] === 'refresh_token_reused')).toEqual([]);
+    await t.close();
+  });
+
+  test('when two tabs refresh with the same cookie at once, then both get 200 and set the same cookie; neither clears it', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'joy' });
+    const { cookie } = await t.login('joy', u.password);
+    const results = await Promise.all([refreshByCookie(t, cookie), refreshByCookie(t, cookie)]);
+    expect(results.map((r) => r.status)).toEqual([200, 200]);
+    const set = results.map((r) => refreshCookie(r));
+    expect(set[0]?.value).toBeTruthy();
+    expect(set[1]?.value).toBe(set[0]?.value);
+    // A clearing cookie expires in 1970; these expire in the future.
+    expect(set.map((c) => Date.parse(c?.attrs.get('expires') ?? '') > Date.now())).toEqual([true, true]);
+    expect((await refreshByCookie(t, `refresh_token=${set[0]?.value}`)).status).toBe(200);
     await t.close();
   });
 

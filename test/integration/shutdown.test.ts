@@ -76,6 +76,76 @@ const logLines = (srv: RunningServer) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
+/** One request of the load: what became of it. */
+interface Outcome {
+  path: string;
+  /** When the request was made and when it ended (answer complete or error), ms since the epoch. */
+  startedAt: number;
+  endedAt: number;
+  /** It went out on a keep-alive connection already used by an earlier request. */
+  reused: boolean;
+  status?: number;
+  connection?: string | undefined;
+  /** The whole body arrived (as long as Content-Length said) and parsed as JSON. */
+  complete?: boolean;
+  error?: string;
+}
+
+/** GET `path`; `agent: false` makes a connection of its own, closed after the answer. */
+function request(port: number, agent: http.Agent | false, path: string): Promise<Outcome> {
+  const startedAt = Date.now();
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        let json = true;
+        try {
+          JSON.parse(body);
+        } catch {
+          json = false;
+        }
+        const length = Number(res.headers['content-length']);
+        resolve({
+          path,
+          startedAt,
+          endedAt: Date.now(),
+          reused: req.reusedSocket,
+          status: res.statusCode ?? 0,
+          connection: res.headers.connection,
+          complete: res.complete && json && Buffer.byteLength(body) === length,
+        });
+      });
+      res.on('error', (e: NodeJS.ErrnoException) => resolve({ path, startedAt, endedAt: Date.now(), reused: req.reusedSocket, error: e.code ?? e.message }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ path, startedAt, endedAt: Date.now(), reused: req.reusedSocket, error: e.code ?? e.message }));
+  });
+}
+
+/**
+ * `clients` loops, each sending GET /healthz and GET /readyz in turn over a shared keep-alive
+ * agent, until the listener refuses them, `maxMs` have passed or `maxRequests` were sent.
+ */
+async function load(port: number, opts: { clients: number; maxMs: number; maxRequests: number }): Promise<Outcome[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.clients });
+  const outcomes: Outcome[] = [];
+  const deadline = Date.now() + opts.maxMs;
+  const loop = async (n: number) => {
+    for (let i = n; Date.now() < deadline && outcomes.length < opts.maxRequests; i++) {
+      const outcome = await request(port, agent, i % 2 === 0 ? '/healthz' : '/readyz');
+      outcomes.push(outcome);
+      if (outcome.error === 'ECONNREFUSED') return;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: opts.clients }, (_, n) => loop(n)));
+  } finally {
+    agent.destroy();
+  }
+  return outcomes;
+}
+
 describe('graceful shutdown of the real process', () => {
   test.each(['SIGTERM', 'SIGINT'] as const)(
     'when %s arrives during a slow login, then the login still gets its 200, new connections are refused, and the process exits 0 in time',
@@ -133,6 +203,60 @@ describe('graceful shutdown of the real process', () => {
       await srv.stop('SIGKILL');
     }
   }, 30_000);
+
+  test.each([0, 500])(
+    'SIGTERM under load: when SIGTERM arrives while 8 keep-alive clients send requests (SHUTDOWN_DRAIN_DELAY=%i), then no request is reset, every answer is whole, readiness turns 503 at once, and the process exits 0',
+    async (drainDelay) => {
+      const srv = await start({ ARGON2_TIME_COST: '2', SHUTDOWN_DRAIN_DELAY: String(drainDelay) });
+      try {
+        const running = load(srv.port, { clients: 8, maxMs: 5_000, maxRequests: 4_000 });
+        await new Promise((r) => setTimeout(r, 400));
+        const signalledAt = Date.now();
+        srv.child.kill('SIGTERM');
+        // Halfway through the delay, new connections are still accepted; readiness says 503.
+        const duringDelay =
+          drainDelay > 0
+            ? await new Promise((r) => setTimeout(r, drainDelay / 2)).then(() => Promise.all([request(srv.port, false, '/readyz'), request(srv.port, false, '/healthz')]))
+            : [];
+        const outcomes = await running;
+        expect(await srv.exited).toBe(0);
+        expect(Date.now() - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT);
+        const lines = logLines(srv);
+        expect(lines.at(-1)).toMatchObject({ msg: 'stopped' });
+        const stoppingAt = lines.find((l) => l['msg'] === 'shutting down: finishing requests in flight')?.['time'] as number;
+        const listenerClosedAt = stoppingAt + drainDelay;
+
+        // No ECONNRESET, socket hang up or EPIPE, on a reused connection or a new one. Refused:
+        // only new connections, once the listener had closed.
+        expect(outcomes.filter((o) => o.error !== undefined && o.error !== 'ECONNREFUSED')).toEqual([]);
+        const refused = outcomes.filter((o) => o.error === 'ECONNREFUSED');
+        expect(refused.length).toBeGreaterThan(0);
+        expect(refused.every((o) => !o.reused && o.endedAt >= listenerClosedAt)).toBe(true);
+
+        const answered = outcomes.filter((o) => o.error === undefined);
+        expect(answered.length).toBeGreaterThan(8);
+        expect(answered.every((o) => o.complete)).toBe(true);
+        expect(answered.filter((o) => o.endedAt < stoppingAt).every((o) => o.status === 200)).toBe(true);
+        expect(answered.filter((o) => o.path === '/healthz').every((o) => o.status === 200)).toBe(true);
+        expect(answered.filter((o) => o.path === '/readyz' && o.startedAt > stoppingAt).every((o) => o.status === 503)).toBe(true);
+        // Once the listener closed, answers told clients to go, rather than their connections
+        // being dropped under them.
+        expect(answered.some((o) => o.connection === 'close')).toBe(true);
+        expect(answered.filter((o) => o.startedAt > listenerClosedAt + 20).every((o) => o.connection === 'close')).toBe(true);
+
+        if (drainDelay > 0) {
+          expect(answered.filter((o) => o.path === '/readyz' && o.startedAt > stoppingAt).length).toBeGreaterThan(0);
+          expect(duringDelay.map((o) => [o.path, o.reused, o.status])).toEqual([
+            ['/readyz', false, 503],
+            ['/healthz', false, 200],
+          ]);
+        }
+      } finally {
+        await srv.stop('SIGKILL');
+      }
+    },
+    30_000,
+  );
 
   test('when a request outlasts SHUTDOWN_TIMEOUT, then the process gives up at the bound, exits 1 and says why', async () => {
     // 64 MiB: a login of about a second, far past the 200 ms bound.

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { startServer, tempDir } from '../support/server-process';
+import { freePort, startServer, tempDir } from '../support/server-process';
 
 const SECRET = 'a-production-secret-of-at-least-32-bytes!!';
 
@@ -11,6 +11,31 @@ async function login(url: string, name: string, password: string) {
 }
 
 describe('server start-up', () => {
+  test('when the database cannot be reached, then start-up retries with backoff for STORE_STARTUP_TIMEOUT, then exits 1 naming the cause', async () => {
+    // A port nothing listens on: every connect is refused, as with PostgreSQL stopped.
+    const port = await freePort();
+    const started = Date.now();
+    const srv = await startServer(
+      {
+        NODE_ENV: 'production',
+        JWT_SECRET: SECRET,
+        DATA_DIR: tempDir(),
+        DATABASE_URL: `postgres://auth:s3cret-pw@127.0.0.1:${port}/auth`,
+        STORE_STARTUP_TIMEOUT: '1500',
+      },
+      { waitForHealth: false },
+    );
+    expect(await srv.exited).toBe(1);
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(1_500);
+    expect(took).toBeLessThan(10_000);
+    expect(srv.stderr()).toMatch(/Start-up failed: The database could not be reached within 1.5 s \(STORE_STARTUP_TIMEOUT\): .*ECONNREFUSED/);
+    // It said so while waiting, more than once (the backoff), and never showed the password.
+    const waits = srv.stdout().split('\n').filter((l) => l.includes('"event":"store_wait"'));
+    expect(waits.length).toBeGreaterThanOrEqual(2);
+    expect(srv.stdout() + srv.stderr()).not.toContain('s3cret-pw');
+  });
+
   test('when NODE_ENV=production and JWT_SECRET is missing or short, then it refuses to start, naming the key', async () => {
     for (const secret of [undefined, 'too-short']) {
       const env: Record<string, string> = { NODE_ENV: 'production', DATA_DIR: tempDir() };

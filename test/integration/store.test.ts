@@ -1,4 +1,5 @@
 import { AuthError } from '../../src/errors';
+import { hashToken } from '../../src/services/tokens';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
 import { createTestDatabase } from '../support/postgres';
@@ -56,25 +57,28 @@ for (const { name, up, open } of backends) (up ? describe : describe.skip)(`the 
     await store.createUser(newUser('u4', 'Wes'));
     await store.createSession(
       { id: 's4', userId: 'u4', createdAt: T0, lastUsedAt: T0, expiresAt: T0 + 86_400_000, userAgent: null },
-      { tokenHash: 'h0', parentHash: null, expiresAt: T0 + 3_600_000 },
+      { tokenHash: hashToken('h0'), parentHash: null, expiresAt: T0 + 3_600_000 },
     );
     const results = await Promise.all(
-      ['h1', 'h2', 'h3', 'h4'].map((h) => store.rotateRefreshToken('h0', { tokenHash: h, parentHash: null, expiresAt: T0 + 3_600_000 }, T0 + 1000)),
+      ['h1', 'h2', 'h3', 'h4'].map((h) => store.rotateRefreshToken(hashToken('h0'), { tokenHash: hashToken(h), parentHash: null, expiresAt: T0 + 3_600_000 }, T0 + 1000)),
     );
     expect(results.filter((r) => r.outcome === 'rotated')).toHaveLength(1);
     expect(results.filter((r) => r.outcome === 'reused')).toHaveLength(3);
   });
 
-  test('when a session is revoked, then revokedSince reports it and its tokens no longer rotate', async () => {
+  test('when a session is revoked, then the revocation log reports it and its tokens no longer rotate', async () => {
     await store.createUser(newUser('u5', 'Xia'));
     await store.createSession(
       { id: 's5', userId: 'u5', createdAt: T0, lastUsedAt: T0, expiresAt: T0 + 86_400_000, userAgent: 'ua' },
-      { tokenHash: 'k0', parentHash: null, expiresAt: T0 + 3_600_000 },
+      { tokenHash: hashToken('k0'), parentHash: null, expiresAt: T0 + 3_600_000 },
     );
     expect(await store.revokeSession('s5', 'logout', T0 + 5)).toBe(true);
     expect(await store.revokeSession('s5', 'logout', T0 + 6)).toBe(false);
-    expect(await store.revokedSince(T0)).toEqual(expect.arrayContaining([{ sessionId: 's5', revokedAt: T0 + 5 }]));
-    const r = await store.rotateRefreshToken('k0', { tokenHash: 'k1', parentHash: null, expiresAt: T0 + 3_600_000 }, T0 + 10);
+    const logged = await store.revocationsAfter(undefined, T0);
+    expect(logged.revocations).toEqual(expect.arrayContaining([{ sessionId: 's5', revokedAt: T0 + 5 }]));
+    // Revoking it again logs nothing more.
+    expect((await store.revocationsAfter(logged.cursor, T0)).revocations).toEqual([]);
+    const r = await store.rotateRefreshToken(hashToken('k0'), { tokenHash: hashToken('k1'), parentHash: null, expiresAt: T0 + 3_600_000 }, T0 + 10);
     expect(r.outcome).toBe('invalid');
   });
 
@@ -82,7 +86,7 @@ for (const { name, up, open } of backends) (up ? describe : describe.skip)(`the 
     await store.createUser(newUser('u6', 'Yan'));
     await store.createSession(
       { id: 's6', userId: 'u6', createdAt: T0, lastUsedAt: T0, expiresAt: T0 + 1000, userAgent: null },
-      { tokenHash: 'p0', parentHash: null, expiresAt: T0 + 1000 },
+      { tokenHash: hashToken('p0'), parentHash: null, expiresAt: T0 + 1000 },
     );
     expect(await store.pruneSessions(T0 + 2000)).toBeGreaterThanOrEqual(1);
     expect(await store.findSession('s6')).toBeUndefined();

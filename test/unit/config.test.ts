@@ -38,6 +38,10 @@ describe('loadConfig', () => {
     ['a boolean that is not one', { ALLOW_SIGNUP: 'maybe' }, /ALLOW_SIGNUP must be true or false/],
     ['an unknown database', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must start with/],
     ['a CORS entry that is not an origin', { CORS_ORIGINS: 'https://ok.example,not an origin' }, /CORS_ORIGINS/],
+    ['a drain as long as the shutdown bound', { SHUTDOWN_DRAIN_DELAY: '10000' }, /SHUTDOWN_DRAIN_DELAY must be less than SHUTDOWN_TIMEOUT/],
+    ['a statement timeout past the query timeout', { STORE_STATEMENT_TIMEOUT: '6000' }, /STORE_STATEMENT_TIMEOUT must not exceed STORE_QUERY_TIMEOUT/],
+    ['a headers timeout past the request timeout', { HEADERS_TIMEOUT: '40000' }, /HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT/],
+    ['a reuse interval over five minutes', { REFRESH_REUSE_INTERVAL: '301' }, /REFRESH_REUSE_INTERVAL/],
     ['Redis limits without REDIS_URL', { RATE_LIMIT_STORE: 'redis' }, /REDIS_URL is required/],
     ['a short admin password', { ADMIN_PASSWORD: 'short' }, /ADMIN_PASSWORD must be at least 8 characters/],
   ])('when given %s, then it refuses, naming the key', (_name, env, want) => {

@@ -1,28 +1,34 @@
 import type { Response } from 'supertest';
 import { fixedClock } from '../../src/clock';
-import { createRevocationList } from '../../src/services/revocations';
+import { createRevocationList, STARTUP_SLACK_MS } from '../../src/services/revocations';
 import { openStore } from '../../src/store/open-store';
-import type { Revocation, Store } from '../../src/store/store';
+import type { Revocation, RevocationBatch, Store } from '../../src/store/store';
 import { expectContract } from '../support/contract-check';
 import { makeApp, type TestApp } from '../support/make-app';
 
 const RETAIN = 930_000;
 
-/** A store that answers `revokedSince` from a list and records every `since` it was asked for. */
+/**
+ * A store whose revocation log is `rows` in commit order (the cursor is how many were read), and
+ * which records every cursor it was asked from.
+ */
 function fakeStore(rows: Revocation[] = []) {
-  const asked: number[] = [];
+  const asked: (number | undefined)[] = [];
   let failures = 0;
+  let hang = false;
   const store = {
-    async revokedSince(since: number) {
-      asked.push(since);
+    async revocationsAfter(cursor: number | undefined, since: number): Promise<RevocationBatch> {
+      asked.push(cursor);
+      if (hang) return new Promise<RevocationBatch>(() => undefined);
       if (failures > 0) {
         failures -= 1;
         throw new Error('store down');
       }
-      return rows.filter((r) => r.revokedAt >= since);
+      if (cursor === undefined) return { revocations: rows.filter((r) => r.revokedAt >= since), cursor: rows.length, more: false };
+      return { revocations: rows.slice(cursor), cursor: rows.length, more: false };
     },
   } as Partial<Store> as Store;
-  return { store, rows, asked, failNext: (n = 1) => (failures = n) };
+  return { store, rows, asked, failNext: (n = 1) => (failures = n), hangFromNow: () => (hang = true) };
 }
 
 describe('the revocation list', () => {
@@ -66,34 +72,42 @@ describe('the revocation list', () => {
     expect(list.has('s599')).toBe(true);
   });
 
-  test('when the list starts, then the first sync loads only the revocations of the last retain window', async () => {
+  test('when the list starts, then the first sync loads only the revocations that can still matter (retain window plus the commit slack)', async () => {
     const clock = fixedClock();
     const now = clock.now();
     const fake = fakeStore([
-      { sessionId: 'ancient', revokedAt: now - RETAIN - 1 },
-      { sessionId: 'recent', revokedAt: now - RETAIN + 1 },
+      { sessionId: 'ancient', revokedAt: now - RETAIN - STARTUP_SLACK_MS - 1 },
+      { sessionId: 'recent', revokedAt: now - RETAIN - STARTUP_SLACK_MS + 1 },
       { sessionId: 'just-now', revokedAt: now },
     ]);
     const list = createRevocationList({ store: fake.store, clock, retainMs: RETAIN });
     await list.sync();
-    expect(fake.asked).toEqual([now - RETAIN]);
+    expect(fake.asked).toEqual([undefined]);
     expect([list.has('ancient'), list.has('recent'), list.has('just-now')]).toEqual([false, true, true]);
   });
 
-  test('when it syncs again, then it asks only for what came since the last sync, with a small overlap, and learns of new revocations', async () => {
+  test('when it syncs again, then it reads on from its cursor in commit order and learns of a revocation whose transaction began long ago', async () => {
     const clock = fixedClock();
-    const t0 = clock.now();
     const fake = fakeStore();
     const list = createRevocationList({ store: fake.store, clock, retainMs: RETAIN });
     await list.sync();
     clock.advance(2_000);
     fake.rows.push({ sessionId: 'elsewhere', revokedAt: clock.now() - 500 });
     await list.sync();
-    expect(fake.asked).toEqual([t0 - RETAIN, t0 - 5_000]);
-    expect(list.has('elsewhere')).toBe(true);
+    // revoked_at is when the request began; this one committed 95 s later (a lock wait). A poll
+    // by time would have looked back 5 s and missed it for good.
+    clock.advance(95_000);
+    fake.rows.push({ sessionId: 'slow-commit', revokedAt: clock.now() - 95_000 });
+    await list.sync();
+    expect(fake.asked).toEqual([undefined, 0, 1]);
+    expect([list.has('elsewhere'), list.has('slow-commit')]).toEqual([true, true]);
+    // Kept a whole retain window from when it was learned, not from its old revokedAt.
+    clock.advance(RETAIN - 1);
+    await list.sync();
+    expect(list.has('slow-commit')).toBe(true);
   });
 
-  test('when a sync fails, then the next one asks again from the last successful point, so nothing is missed', async () => {
+  test('when a sync fails, then the next one reads again from the last successful cursor, so nothing is missed', async () => {
     const clock = fixedClock();
     const t0 = clock.now();
     const fake = fakeStore();
@@ -105,8 +119,27 @@ describe('the revocation list', () => {
     clock.advance(2_000);
     fake.rows.push({ sessionId: 'during-outage', revokedAt: t0 + 1_000 });
     await list.sync();
-    expect(fake.asked).toEqual([t0 - RETAIN, t0 - 5_000, t0 - 5_000]);
+    expect(fake.asked).toEqual([undefined, 0, 0]);
     expect(list.has('during-outage')).toBe(true);
+  });
+
+  test('when a sync hangs (a frozen store), then polls do not pile up behind it', async () => {
+    jest.useFakeTimers();
+    try {
+      const clock = fixedClock();
+      const fake = fakeStore();
+      const list = createRevocationList({ store: fake.store, clock, retainMs: RETAIN });
+      await list.sync();
+      fake.hangFromNow();
+      list.start(100, () => undefined);
+      await jest.advanceTimersByTimeAsync(5_000);
+      // One stuck poll, and explicit syncs share it rather than adding another.
+      void list.sync();
+      expect(fake.asked).toEqual([undefined, 0]);
+      list.stop();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test('when started, then it syncs every interval and reports failures; when stopped, then it syncs no more', async () => {
@@ -180,14 +213,14 @@ describe('the revocation list over a real store', () => {
     await store.close();
   });
 
-  test('when a revocation is older than the access token lifetime plus skew, then a restarted app does not load it (its tokens have expired anyway)', async () => {
+  test('when a revocation is older than the access token lifetime plus skew (and the commit slack), then a restarted app does not load it (its tokens have expired anyway)', async () => {
     const store = await openStore('sqlite::memory:');
     const clock = fixedClock(Date.now());
     const one = await makeApp({ ACCESS_TOKEN_TTL: '300', CLOCK_SKEW: '30' }, { store, clock });
     const u = await one.makeUser({ name: 'cleo' });
     const s = await one.login('cleo', u.password);
     expect((await logout(one, s.access)).status).toBe(204);
-    clock.advance(330_001);
+    clock.advance(330_001 + STARTUP_SLACK_MS);
     const restarted = await makeApp({ ACCESS_TOKEN_TTL: '300', CLOCK_SKEW: '30' }, { store, clock });
     await restarted.app.services.revocations.sync();
     expect(restarted.app.services.revocations.size).toBe(0);

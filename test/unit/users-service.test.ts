@@ -4,6 +4,7 @@ import { createUserAdmin } from '../../src/services/users';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
 import { testPasswords } from '../support/make-app';
+import { hashToken } from '../../src/services/tokens';
 
 const stores: Store[] = [];
 afterEach(async () => {
@@ -23,7 +24,7 @@ async function setup() {
     const now = clock.now();
     await store.createSession(
       { id, userId, createdAt: now, lastUsedAt: now, expiresAt: now + 3_600_000, userAgent: null },
-      { tokenHash: `hash-${n}`, parentHash: null, expiresAt: now + 3_600_000 },
+      { tokenHash: hashToken(`hash-${n}`), parentHash: null, expiresAt: now + 3_600_000 },
     );
     return id;
   };
@@ -47,7 +48,7 @@ describe('createUserAdmin', () => {
     expect(change).toEqual({ user, sessionsEnded: 2 });
     expect(told.sort()).toEqual(sessions);
     // What a server in another process finds when it polls: these two and no other.
-    const revoked = await store.revokedSince(clock.now());
+    const revoked = (await store.revocationsAfter(undefined, clock.now())).revocations;
     expect(revoked.map((r) => r.sessionId).sort()).toEqual(sessions);
   });
 
