@@ -10,10 +10,12 @@ import { createHandlers } from './http/handlers';
 import { problemResponses } from './http/problem';
 import { requestLog } from './http/request-log';
 import { requireToken } from './http/require-token';
+import { sameOriginGuard } from './http/same-origin';
 import { helmetHeaders, securityHeaders } from './http/security-headers';
 import { packageDir, staticFiles } from './http/static-files';
 import { createAjv } from './http/validation';
 import { type AuthService, createAuthService } from './services/auth';
+import { createDeviceTokens } from './services/device-tokens';
 import { createHealth, type Health } from './services/health';
 import { createLoginLimiter, type LoginLimiter } from './services/login-limiter';
 import type { Passwords } from './services/passwords';
@@ -71,8 +73,11 @@ export function createServices(deps: AppDeps): Services {
     retainMs: (config.accessTokenTtl + config.clockSkew) * 1000,
     ...(deps.revocationBus ? { bus: deps.revocationBus } : {}),
   });
+  const limiter = deps.limiter ?? createLoginLimiter(config.rateLimit);
   const auth = createAuthService({
     store,
+    limiter,
+    devices: createDeviceTokens(config.jwtSecret, clock),
     tokens,
     passwords,
     revocations,
@@ -85,7 +90,6 @@ export function createServices(deps: AppDeps): Services {
       refreshReuseGraceMs: config.refreshReuseInterval * 1000,
     },
   });
-  const limiter = deps.limiter ?? createLoginLimiter(config.rateLimit);
   return { auth, tokens, revocations, limiter, contract: deps.contract ?? loadContract(), health: deps.health ?? createHealth(logger) };
 }
 
@@ -159,6 +163,7 @@ export function createApp(deps: AppDeps): AuthApp {
     limiter: services.limiter,
     allowSignup: config.allowSignup,
     cookieSecure: config.cookieSecure,
+    sameOrigin: sameOriginGuard({ allowedOrigins: config.corsOrigins }),
   });
   const router = contractRouter({
     contract: services.contract,
@@ -196,9 +201,22 @@ export function createApp(deps: AppDeps): AuthApp {
   app.use(
     staticFiles([
       { prefix: '/', root: PUBLIC_DIR },
-      { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400 },
-      { prefix: '/vendor/bootstrap-icons', root: packageDir('bootstrap-icons', 'font'), maxAge: 86_400 },
-      { prefix: '/docs', root: packageDir('swagger-ui-dist'), maxAge: 86_400 },
+      // Of each package, only the files the pages and public/docs/index.html load: no source
+      // maps, package.json, README or sources (the docs page and its initializer are ours, from
+      // the mount above).
+      { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400, allow: ['css/bootstrap.min.css'] },
+      {
+        prefix: '/vendor/bootstrap-icons',
+        root: packageDir('bootstrap-icons', 'font'),
+        maxAge: 86_400,
+        allow: ['bootstrap-icons.min.css', 'fonts/bootstrap-icons.woff2', 'fonts/bootstrap-icons.woff'],
+      },
+      {
+        prefix: '/docs',
+        root: packageDir('swagger-ui-dist'),
+        maxAge: 86_400,
+        allow: ['swagger-ui.css', 'index.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png'],
+      },
     ], { headers: PAGE_HEADERS }),
   );
   app.use(router.routes());

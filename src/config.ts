@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { AuthError } from './errors';
+import { checkPasswordPolicy } from './services/password-policy';
 
 /** The server's settings, parsed and checked once from the environment. */
 export interface Config {
@@ -24,7 +26,16 @@ export interface Config {
   readonly adminName: string;
   readonly adminPassword: string | undefined;
   readonly allowSignup: boolean;
-  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number; readonly concurrency: number };
+  readonly argon2: {
+    readonly memoryCost: number;
+    readonly timeCost: number;
+    readonly parallelism: number;
+    readonly concurrency: number;
+    /** Hashes running or waiting from all clients together; past it, 503. */
+    readonly queueLimit: number;
+    /** Hashes running or waiting for one client address; past it, 429. */
+    readonly clientLimit: number;
+  };
   /** Bytes. */
   readonly bodyLimit: number;
   readonly trustProxy: boolean;
@@ -36,8 +47,10 @@ export interface Config {
     readonly redisUrl: string | undefined;
     /** Failed logins allowed per client address in one window. */
     readonly ipPoints: number;
-    /** Failed logins allowed per account name in one window. */
+    /** Failed logins allowed per account name from one address (and per trusted device) in one window. */
     readonly namePoints: number;
+    /** Failed logins of one account from all addresses in one window before each attempt waits a growing delay. */
+    readonly accountPoints: number;
     /** Seconds. */
     readonly window: number;
   };
@@ -159,6 +172,8 @@ function readArgon2({ int }: EnvReader): Config['argon2'] {
     timeCost: int('ARGON2_TIME_COST', 2, 2, 100),
     parallelism: int('ARGON2_PARALLELISM', 1, 1, 16),
     concurrency: int('ARGON2_CONCURRENCY', defaultHashConcurrency(), 1, 256),
+    queueLimit: int('ARGON2_QUEUE_LIMIT', 64, 1, 100_000),
+    clientLimit: int('ARGON2_CLIENT_LIMIT', 4, 1, 100_000),
   };
 }
 
@@ -187,8 +202,13 @@ export function loadConfig(env: Env): Config {
   const adminName = str('ADMIN_NAME') ?? 'admin';
   if (adminName.length > 64) problems.push('ADMIN_NAME must be at most 64 characters');
   const adminPassword = env['ADMIN_PASSWORD'] === '' ? undefined : env['ADMIN_PASSWORD'];
-  if (adminPassword !== undefined && (adminPassword.length < 8 || Buffer.byteLength(adminPassword) > 1024)) {
-    problems.push('ADMIN_PASSWORD must be at least 8 characters and at most 1024 bytes');
+  if (adminPassword !== undefined) {
+    // The policy every password meets (length, not a common password, not the name).
+    try {
+      checkPasswordPolicy(adminPassword, '/ADMIN_PASSWORD', { name: adminName });
+    } catch (error) {
+      problems.push(`ADMIN_PASSWORD ${error instanceof AuthError ? (error.errors?.[0]?.message ?? error.message) : String(error)}`);
+    }
   }
 
   const { dataDir, databaseUrl, storeTimeouts } = readDatabase(reader, problems);
@@ -240,6 +260,7 @@ export function loadConfig(env: Env): Config {
       redisUrl,
       ipPoints: int('LOGIN_RATE_IP', 50, 1),
       namePoints: int('LOGIN_RATE_NAME', 10, 1),
+      accountPoints: int('LOGIN_RATE_ACCOUNT', 20, 1),
       window: int('LOGIN_RATE_WINDOW', 900, 1),
     },
     logLevel,

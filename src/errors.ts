@@ -12,6 +12,7 @@ export const errorStatus = {
   invalid_refresh_token: 401,
   refresh_token_reused: 401,
   forbidden: 403,
+  cross_site_request: 403,
   invalid_current_password: 403,
   signup_disabled: 403,
   not_found: 404,
@@ -26,6 +27,7 @@ export const errorStatus = {
   rate_limited: 429,
   not_ready: 503,
   store_unavailable: 503,
+  server_busy: 503,
 } as const;
 
 export type ErrorCode = keyof typeof errorStatus;

@@ -1,5 +1,6 @@
-// The login page: posts the name and password as JSON and goes home. The tokens in the answer
-// are dropped on purpose: the httpOnly refresh cookie the server set is all the home page needs.
+// The login page: posts the name and password as JSON and goes home. It asks for the cookie
+// flow, so the answer holds no refresh token; its access token is dropped on purpose: the
+// httpOnly refresh cookie the server set is all the home page needs.
 import { api, busy, clearFieldErrors, hideAlert, setFieldError, showAlert, showFieldErrors } from './api.js';
 
 const form = document.getElementById('login-form');
@@ -36,7 +37,7 @@ form.addEventListener('submit', (event) => {
   }
   busy(form, async () => {
     try {
-      await api('POST', '/login', { body: { name: name.value, password: password.value } });
+      await api('POST', '/login', { body: { name: name.value, password: password.value, refresh_token_in: 'cookie' } });
     } catch (error) {
       showFieldErrors(form, error.problem && error.problem.errors);
       showAlert(errorBox, error.message);

@@ -25,16 +25,59 @@ async function checkOpen() {
 /** Where each problem code belongs when the server names no field. */
 const FIELD_FOR_CODE = { name_taken: 'name', weak_password: 'password' };
 
+const nameInput = form.elements.namedItem('name');
+const passwordInput = form.elements.namedItem('password');
+
+/**
+ * What the page can tell of the password by itself: its length (in characters as the server
+ * counts them, code points, not UTF-16 units) and whether it is the name. Whether it is one of
+ * the common passwords only the server knows (the list is too big to send); its 422 is shown
+ * against this field like these.
+ */
+function passwordProblem(password, name) {
+  const length = [...password].length;
+  if (length < MIN_PASSWORD) return `Use at least ${MIN_PASSWORD} characters (${length} so far).`;
+  const same = (a) => a.normalize('NFKC').toLowerCase();
+  if (name !== '' && same(password) === same(name)) return 'Do not use your name as the password.';
+  return '';
+}
+
+function clearFieldError(input) {
+  input.classList.remove('is-invalid');
+  input.removeAttribute('aria-invalid');
+  const feedback = document.getElementById(`${input.id}-feedback`);
+  if (feedback) feedback.textContent = '';
+}
+
+/** Checks the password as it is typed: once the field was left, or is marked, every change shows. */
+function checkPasswordNow() {
+  if (passwordInput.value === '' && !passwordInput.classList.contains('is-invalid')) return;
+  const problem = passwordProblem(passwordInput.value, nameInput.value);
+  if (problem) setFieldError(passwordInput, problem);
+  else clearFieldError(passwordInput);
+}
+
+let passwordLeft = false;
+passwordInput.addEventListener('blur', () => {
+  passwordLeft = true;
+  checkPasswordNow();
+});
+for (const input of [passwordInput, nameInput]) {
+  input.addEventListener('input', () => {
+    if (passwordLeft || passwordInput.classList.contains('is-invalid')) checkPasswordNow();
+  });
+}
+
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   hideAlert(errorBox);
   clearFieldErrors(form);
-  const name = form.elements.namedItem('name');
-  const password = form.elements.namedItem('password');
+  const name = nameInput;
+  const password = passwordInput;
   const confirm = form.elements.namedItem('confirm');
   if (name.value === '') setFieldError(name, 'Choose a name.');
-  // Characters as the server counts them (code points), not UTF-16 units.
-  if ([...password.value].length < MIN_PASSWORD) setFieldError(password, `Use at least ${MIN_PASSWORD} characters.`);
+  const problem = passwordProblem(password.value, name.value);
+  if (problem) setFieldError(password, problem);
   if (confirm.value !== password.value) setFieldError(confirm, 'The passwords do not match.');
   const invalid = form.querySelector('.is-invalid');
   if (invalid) {
@@ -58,7 +101,8 @@ form.addEventListener('submit', (event) => {
       return;
     }
     try {
-      await api('POST', '/login', { body: credentials });
+      // The cookie flow: the refresh token stays in the httpOnly cookie, out of this script's reach.
+      await api('POST', '/login', { body: { ...credentials, refresh_token_in: 'cookie' } });
     } catch (error) {
       showAlert(errorBox, `Your account was created, but logging in failed: ${error.message}`);
       return;

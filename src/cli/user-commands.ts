@@ -13,16 +13,16 @@ export interface CliIo {
 }
 
 /**
- * Reads a new password: on a terminal it is asked for twice without echo (and checked against
- * the policy before the second time, so a weak one need not be typed again); otherwise it is the
- * first line of stdin.
+ * Reads a new password for the user `name`: on a terminal it is asked for twice without echo (and
+ * checked against the policy before the second time, so a weak one need not be typed again);
+ * otherwise it is the first line of stdin (checked when the user is added or changed).
  */
-export async function readNewPassword(io: CliIo): Promise<string> {
+export async function readNewPassword(io: CliIo, name: string): Promise<string> {
   if (!io.stdin.isTTY) return readFirstLine(io.stdin, MAX_PASSWORD_BYTES);
   const prompt = createHiddenPrompt(io.stdin, io.stderr);
   try {
     const password = await prompt.ask('New password: ');
-    checkPasswordPolicy(password);
+    checkPasswordPolicy(password, '/password', { name });
     const again = await prompt.ask('Type it again: ');
     if (again !== password) throw new CliFailure('The two passwords differ; nothing was changed.');
     return password;
@@ -66,19 +66,23 @@ export async function runUsersCommand(cmd: Exclude<UsersCommand, { command: 'hel
       // Refuse a bad or taken name before the password is typed; the store still decides races.
       checkName(cmd.name);
       if (await admin.findUser(cmd.name)) throw nameTaken(cmd.name);
-      const password = await readNewPassword(io);
+      const password = await readNewPassword(io, cmd.name);
       try {
         const user = await admin.addUser(cmd.name, password, cmd.role);
         say(`Added user ${user.name} (${user.role})`);
       } catch (error) {
-        if (isAuthError(error, 'name_taken')) throw nameTaken(cmd.name);
+        // Taken since the look above, or refused as a look-alike of another name (UTS #39).
+        if (isAuthError(error, 'name_taken')) {
+          throw (await admin.findUser(cmd.name)) ? nameTaken(cmd.name) : new CliFailure(`A user whose name looks like "${cmd.name}" exists already.`);
+        }
         throw error;
       }
       return;
     }
     case 'set-password': {
-      if (!(await admin.findUser(cmd.name))) throw userNotFound(cmd.name);
-      const password = await readNewPassword(io);
+      const existing = await admin.findUser(cmd.name);
+      if (!existing) throw userNotFound(cmd.name);
+      const password = await readNewPassword(io, existing.name);
       const { user, sessionsEnded } = await admin.setPassword(cmd.name, password);
       say(`Set a new password for ${user.name}; ended ${plural(sessionsEnded, 'session')}`);
       return;

@@ -79,8 +79,9 @@ export interface paths {
         /**
          * Log in with a name and password
          * @description Returns an access token and a refresh token (RFC 6749 §5.1 names). The refresh token is
-         *     also set as an httpOnly cookie for browsers. A wrong name and a wrong password get the
-         *     same answer.
+         *     set as an httpOnly cookie, and is in the JSON answer too unless the request asks for the
+         *     cookie flow with `"refresh_token_in": "cookie"`, as the browser pages do, so page
+         *     scripts never see it. A wrong name and a wrong password get the same answer.
          */
         post: operations["login"];
         delete?: never;
@@ -104,7 +105,9 @@ export interface paths {
          *     (API clients); the body wins when both are present. The token is rotated: the one
          *     presented stops working. Presenting a token that was already used ends its whole
          *     session (RFC 9700 §4.14.2). The request must be `application/json`, which a cross-site
-         *     form cannot send without a CORS preflight.
+         *     form cannot send without a CORS preflight; and when the token comes from the cookie, a
+         *     request a browser marks as cross-site (`Sec-Fetch-Site: cross-site`, or an `Origin` that
+         *     is neither this server's nor a configured CORS origin) is refused with 403.
          */
         post: operations["refresh"];
         delete?: never;
@@ -125,7 +128,8 @@ export interface paths {
         /**
          * End the current session
          * @description Revokes the session the access token belongs to: its refresh tokens stop working and the
-         *     access token is refused from this moment. Clears the refresh cookie.
+         *     access token is refused from this moment. Clears the refresh cookie. A request a browser
+         *     marks as cross-site is refused with 403, as on `POST /refresh`.
          */
         post: operations["logout"];
         delete?: never;
@@ -161,7 +165,10 @@ export interface paths {
         get?: never;
         /**
          * Change the caller's password
-         * @description Ends every session of the caller, this one included.
+         * @description Ends every session of the caller, this one included. The current password is checked
+         *     under a limit, as a login is (`LOGIN_RATE_NAME` checks per window for the account, taken
+         *     before the check), so a stolen access token cannot guess it; past the limit, 429. A new
+         *     password equal to the current one is refused (422).
          */
         put: operations["changePassword"];
         post?: never;
@@ -261,15 +268,29 @@ export interface components {
         ServerInfo: {
             signup_enabled: boolean;
         };
-        /** @description A user name; unique regardless of case and Unicode normalisation. */
+        /**
+         * @description A user name; unique regardless of case and Unicode normalisation. A new name's letters must
+         *     be of one script (Unicode TR39 §5.1), and it must not look like an existing one (the same
+         *     TR39 confusable skeleton, diacritics ignored): such a name is refused as taken.
+         */
         Name: string;
         /** @description Never trimmed or altered. */
         Password: string;
-        /** @description At least 8 characters and at most 1024 bytes in UTF-8; never trimmed or altered. */
+        /**
+         * @description At least 8 characters and at most 1024 bytes in UTF-8; never trimmed or altered. Not one of
+         *     the common passwords (case ignored) and not the account's name: `422 weak_password` says why.
+         */
         NewPassword: string;
         LoginRequest: {
             name: components["schemas"]["Name"];
             password: components["schemas"]["Password"];
+            /**
+             * @description `cookie` (the browser pages): the refresh token only in the httpOnly cookie, left out
+             *     of the answer. `body` (API clients; also when left out): in the answer's
+             *     `refresh_token` as well as in the cookie.
+             * @enum {string}
+             */
+            refresh_token_in?: "body" | "cookie";
         };
         SignupRequest: {
             name: components["schemas"]["Name"];
@@ -288,7 +309,8 @@ export interface components {
             token_type: "Bearer";
             /** @description Seconds until the access token expires. */
             expires_in: number;
-            refresh_token: string;
+            /** @description Left out when the login asked for the cookie flow (`refresh_token_in`). */
+            refresh_token?: string;
         };
         RefreshResponse: {
             access_token: string;
@@ -373,6 +395,19 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description `cross_site_request`: a browser sent this from another site (`Sec-Fetch-Site:
+         *     cross-site`, or an `Origin` that is neither this server's own nor one of `CORS_ORIGINS`).
+         *     Requests without those headers (curl, other servers) are not affected.
+         */
+        CrossSite: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description No such resource. */
         NotFound: {
             headers: {
@@ -429,7 +464,8 @@ export interface components {
             };
         };
         /**
-         * @description The store (the database) is not answering: an outage, or a query past its timeout. Try
+         * @description The store (the database) is not answering (an outage, or a query past its timeout;
+         *     `store_unavailable`), or the server is too busy checking passwords (`server_busy`). Try
          *     again after `Retry-After` seconds (a refresh retried within the reuse interval gets the
          *     answer the first attempt would have had). Operations that need no store, such as
          *     `GET /user` with a valid token, keep working meanwhile.
@@ -555,7 +591,10 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Logged in. */
+            /**
+             * @description Logged in. `refresh_token` is in the body unless the request said
+             *     `"refresh_token_in": "cookie"`; it is always in the cookie.
+             */
             200: {
                 headers: {
                     "Set-Cookie": components["headers"]["RefreshCookie"];
@@ -568,6 +607,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["InvalidCredentials"];
+            403: components["responses"]["CrossSite"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
@@ -606,6 +646,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["CrossSite"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["StoreUnavailable"];
@@ -629,6 +670,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["CrossSite"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
@@ -679,6 +721,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["WeakPassword"];
+            429: components["responses"]["TooManyRequests"];
             503: components["responses"]["StoreUnavailable"];
         };
     };

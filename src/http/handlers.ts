@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { AuthError } from '../errors';
 import type { AuthService, TokenPair } from '../services/auth';
+import { DEVICE_TRUST_SECONDS } from '../services/device-tokens';
 import type { DependencyState, Health } from '../services/health';
 import type { LoginLimiter } from '../services/login-limiter';
 import type { Logger } from '../services/logger';
@@ -8,10 +9,14 @@ import { nameKey } from '../services/names';
 import type { Store } from '../store/store';
 import type { Handlers } from './handler-types';
 import { requestLogger } from './request-log';
+import type { SameOriginGuard } from './same-origin';
 
 export const REFRESH_COOKIE = 'refresh_token';
 /** The cookie goes only to `POST /refresh`: logout finds its session from the access token. */
 export const REFRESH_COOKIE_PATH = '/refresh';
+/** Marks a browser that has logged in to an account before (see services/device-tokens.ts). */
+export const DEVICE_COOKIE = 'login_device';
+export const DEVICE_COOKIE_PATH = '/login';
 
 export interface HandlerDeps {
   auth: AuthService;
@@ -23,6 +28,8 @@ export interface HandlerDeps {
   allowSignup: boolean;
   /** `auto`: `Secure` when the request came over HTTPS. */
   cookieSecure: 'auto' | boolean;
+  /** Refuses cross-site requests to the operations the refresh cookie can drive. */
+  sameOrigin: SameOriginGuard;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -47,17 +54,18 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     });
   };
 
-  const tokenReply = (ctx: Context, pair: TokenPair) => {
+  // The trusted-device token: sent back only to POST /login, never readable by page scripts.
+  const setDeviceCookie = (ctx: Context, value: string) => {
+    const secure = deps.cookieSecure === 'auto' ? ctx.secure : deps.cookieSecure;
+    if (secure) ctx.cookies.secure = true;
+    ctx.cookies.set(DEVICE_COOKIE, value, { httpOnly: true, sameSite: 'strict', secure, path: DEVICE_COOKIE_PATH, overwrite: true, maxAge: DEVICE_TRUST_SECONDS * 1000 });
+  };
+
+  /** The pair; the refresh token always in the cookie, and in the body only when `inBody`. */
+  const tokenReply = (ctx: Context, pair: TokenPair, inBody: boolean) => {
     setRefreshCookie(ctx, pair.refreshToken, pair.refreshExpiresIn);
-    return {
-      status: 200 as const,
-      body: {
-        access_token: pair.accessToken,
-        token_type: 'Bearer' as const,
-        expires_in: pair.expiresIn,
-        refresh_token: pair.refreshToken,
-      },
-    };
+    const body = { access_token: pair.accessToken, token_type: 'Bearer' as const, expires_in: pair.expiresIn };
+    return { status: 200 as const, body: inBody ? { ...body, refresh_token: pair.refreshToken } : body };
   };
 
   return {
@@ -88,28 +96,29 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     serverInfo: () => ({ status: 200, body: { signup_enabled: deps.allowSignup } }),
 
     async login({ body, ctx }) {
-      const key = nameKey(body.name);
-      await limiter.check(ctx.ip, key);
-      let pair: TokenPair;
-      try {
-        pair = await auth.login(body.name, body.password, { userAgent: ctx.get('user-agent') || null, ...log(ctx) });
-      } catch (error) {
-        if (error instanceof AuthError && error.code === 'invalid_credentials') await limiter.fail(ctx.ip, key);
-        throw error;
-      }
-      await limiter.succeed(ctx.ip, key);
-      return tokenReply(ctx, pair);
+      // A login sets cookies (and reads the trusted-device one): another site must not log a
+      // browser in to an account of its choosing (login CSRF).
+      deps.sameOrigin(ctx);
+      const result = await auth.login(body.name, body.password, {
+        userAgent: ctx.get('user-agent') || null,
+        ip: ctx.ip,
+        deviceToken: ctx.cookies.get(DEVICE_COOKIE),
+        ...log(ctx),
+      });
+      setDeviceCookie(ctx, result.deviceToken);
+      // The pages ask for the cookie flow: their scripts never see the refresh token.
+      return tokenReply(ctx, result, body.refresh_token_in !== 'cookie');
     },
 
     async refresh({ body, ctx }) {
+      // The cookie rides along with whatever a browser sends here: only this server's pages (or
+      // a configured origin) may spend it. A token in the body is the sender's own.
+      if (body.refresh_token === undefined) deps.sameOrigin(ctx);
       const token = body.refresh_token ?? ctx.cookies.get(REFRESH_COOKIE);
       if (!token) throw new AuthError('invalid_refresh_token', 'No refresh token was sent (cookie or body).');
       try {
-        const reply = tokenReply(ctx, await auth.refresh(token, log(ctx)));
-        if (body.refresh_token !== undefined) return reply;
         // A browser's refresh token stays in the httpOnly cookie: page scripts never see it.
-        const { refresh_token: _inCookieOnly, ...rest } = reply.body;
-        return { status: 200, body: rest };
+        return tokenReply(ctx, await auth.refresh(token, log(ctx)), body.refresh_token !== undefined);
       } catch (error) {
         // A dead cookie is of no more use to the browser.
         if (!body.refresh_token) setRefreshCookie(ctx, null);
@@ -118,6 +127,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     },
 
     async logout({ auth: claims, ctx }) {
+      deps.sameOrigin(ctx);
       await auth.logout(claims.sid);
       setRefreshCookie(ctx, null);
       return { status: 204 };
@@ -126,7 +136,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     getUser: ({ auth: claims }) => ({ status: 200, body: { id: claims.sub, name: claims.name, role: claims.role } }),
 
     async changePassword({ auth: claims, body, ctx }) {
-      await auth.changePassword(claims.sub, body.current_password, body.new_password, log(ctx));
+      await auth.changePassword(claims.sub, body.current_password, body.new_password, { ...log(ctx), ip: ctx.ip });
       return { status: 204 };
     },
 
@@ -142,7 +152,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     async signup({ body, ctx }) {
       if (!deps.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
       await limiter.hit(ctx.ip);
-      return { status: 201, body: await auth.signup(body.name, body.password, log(ctx)) };
+      return { status: 201, body: await auth.signup(body.name, body.password, { ...log(ctx), ip: ctx.ip }) };
     },
 
     async listSessions({ auth: claims }) {

@@ -11,13 +11,20 @@ export interface StaticMount {
   root: string;
   /** Seconds browsers may cache these files. */
   maxAge?: number;
+  /**
+   * The only files served from this mount, as paths relative to `root` (`css/bootstrap.min.css`).
+   * Anything else under the prefix (a package's package.json, README, sources, `*.map`) is never
+   * looked up and gets the 404 problem. Every entry must exist, or building the mount throws.
+   * Left out only for the pages' own folder, which holds nothing but what it serves.
+   */
+  allow?: readonly string[];
 }
 
 /**
  * Serves the pages and the front-end packages with koa-static, public to everyone. Only GET and
- * HEAD requests whose path belongs to a mount are looked up on disk, so API requests such as
- * `GET /user` never pay for a file-system look-up. What it serves gets `opts.headers` (the
- * pages' security headers).
+ * HEAD requests whose path belongs to a mount (for a mount with `allow`, is one of its files) are
+ * looked up on disk, so API requests such as `GET /user` never pay for a file-system look-up.
+ * What it serves gets `opts.headers` (the pages' security headers).
  */
 export function staticFiles(mounts: StaticMount[], opts: { headers?: Readonly<Record<string, string>> } = {}): Middleware {
   const headers = Object.entries(opts.headers ?? {});
@@ -33,7 +40,20 @@ export function staticFiles(mounts: StaticMount[], opts: { headers?: Readonly<Re
       served.push({ test: (p) => exact.has(p) || dirs.some((d) => p.startsWith(d)), handle: middleware });
     } else {
       const prefix = m.prefix.replace(/\/$/, '');
-      served.push({ test: (p) => p.startsWith(`${prefix}/`), handle: mount(prefix, middleware) as Middleware });
+      const handle = mount(prefix, middleware) as Middleware;
+      if (m.allow === undefined) {
+        served.push({ test: (p) => p.startsWith(`${prefix}/`), handle });
+      } else {
+        // Exact, undecoded paths: an encoded or dotted variant of an allowed name is not in the
+        // set, so it is refused rather than resolved.
+        const allowed = new Set(
+          m.allow.map((file) => {
+            if (!fs.statSync(path.join(m.root, file)).isFile()) throw new TypeError(`${m.prefix}: ${file} is not a file`);
+            return `${prefix}/${file}`;
+          }),
+        );
+        served.push({ test: (p) => allowed.has(p), handle });
+      }
     }
   }
   return function staticRoute(ctx, next) {

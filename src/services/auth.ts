@@ -1,6 +1,8 @@
 import type { Clock } from '../clock';
 import { AuthError } from '../errors';
 import type { SessionRecord, Store } from '../store/store';
+import type { DeviceTokens } from './device-tokens';
+import type { Attempt, LoginLimiter } from './login-limiter';
 import type { Logger } from './logger';
 import { nameKey } from './names';
 import { checkPasswordPolicy, type Passwords } from './passwords';
@@ -37,28 +39,55 @@ export interface SessionMeta {
   userAgent: string | null;
 }
 
+/** Who is trying: the client's address, and the trusted-device token it carries, if any. */
+export interface ClientMeta {
+  ip: string;
+  /** The device cookie's value, as sent. */
+  deviceToken?: string | undefined;
+}
+
+/** A login's answer: the tokens, and the device token that marks this browser trusted for the account. */
+export type LoginResult = TokenPair & { deviceToken: string };
+
 /** The logger for the lines of one call (the request's, with its id); the service's otherwise. */
 export type CallLog = { log?: Logger };
 
 /** Logging in and sessions, plus the account verbs of {@link UserAdmin}, which it delegates to. */
 export interface AuthService extends UserAdmin {
-  login(name: string, password: string, meta: SessionMeta & CallLog): Promise<TokenPair>;
+  login(name: string, password: string, meta: SessionMeta & ClientMeta & CallLog): Promise<LoginResult>;
   refresh(refreshToken: string, call?: CallLog): Promise<TokenPair>;
   logout(sessionId: string): Promise<void>;
   listSessions(userId: string): Promise<SessionRecord[]>;
   endSession(userId: string, sessionId: string): Promise<void>;
-  changePassword(userId: string, current: string, next: string, call?: CallLog): Promise<void>;
-  signup(name: string, password: string, call?: CallLog): Promise<PublicUser>;
+  changePassword(userId: string, current: string, next: string, call?: CallLog & Partial<ClientMeta>): Promise<void>;
+  signup(name: string, password: string, call?: CallLog & Partial<ClientMeta>): Promise<PublicUser>;
 }
 
 export interface AuthDeps {
   store: Store;
+  /** Brute-force limits, taken before every password check. */
+  limiter: LoginLimiter;
+  devices: DeviceTokens;
   tokens: Tokens;
   passwords: Passwords;
   revocations: RevocationList;
   clock: Clock;
   logger: Logger;
   settings: AuthSettings;
+}
+
+/**
+ * Runs one step of a password check whose limits were taken; if the step fails for another
+ * reason than the password (the store is away, the hash queue is full), the attempt never counted
+ * and its points are given back.
+ */
+async function checking<T>(attempt: Attempt, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    await attempt.cancelled();
+    throw error;
+  }
 }
 
 const invalidCredentials = () => new AuthError('invalid_credentials', 'The name or the password is wrong.');
@@ -68,7 +97,7 @@ const invalidRefresh = () => new AuthError('invalid_refresh_token', 'The refresh
 const MAX_RETRY_CHAIN = 8;
 
 export function createAuthService(deps: AuthDeps): AuthService {
-  const { store, tokens, passwords, revocations, clock, logger, settings } = deps;
+  const { store, tokens, passwords, revocations, clock, logger, settings, limiter, devices } = deps;
   const users = createUserAdmin({ store, passwords, clock, revocations });
 
   const issue = (user: PublicUser, session: { id: string; expiresAt: number }, refreshToken: string, refreshExpiresAt: number): TokenPair => {
@@ -123,19 +152,26 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
     async login(name, password, meta) {
       const log = meta.log ?? logger;
-      const user = await store.findUserByNameKey(nameKey(name));
+      const key = nameKey(name);
+      const device = devices.read(meta.deviceToken, key);
+      // The limits are taken before the password is checked: attempts in flight count already.
+      const attempt = await limiter.begin({ ip: meta.ip, nameKey: key, ...(device ? { device } : {}) });
+      const user = await checking(attempt, () => store.findUserByNameKey(key));
       if (!user) {
         // Same cost as a wrong password, so timing does not tell which names exist.
-        await passwords.verifyDummy(password);
+        await checking(attempt, () => passwords.verifyDummy(password, meta.ip));
+        await attempt.failed();
         // Security event without the name: people type passwords into the name field.
         log.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
         throw invalidCredentials();
       }
-      const ok = await passwords.verify(user.passwordHash, password);
+      const ok = await checking(attempt, () => passwords.verify(user.passwordHash, password, meta.ip));
       if (!ok || user.disabled) {
+        await attempt.failed();
         log.info({ event: 'login_failed', reason: ok ? 'disabled' : 'wrong_password', userId: user.id }, 'login failed');
         throw invalidCredentials();
       }
+      await attempt.succeeded();
       const now = clock.now();
       if (passwords.needsRehash(user.passwordHash)) {
         await store.setPasswordHash(user.id, await passwords.hash(password), now);
@@ -147,8 +183,8 @@ export function createAuthService(deps: AuthDeps): AuthService {
         { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent: meta.userAgent?.slice(0, 512) ?? null },
         { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
       );
-      log.info({ event: 'login', userId: user.id, sessionId: session.id }, 'user logged in');
-      return issue(user, session, refreshToken, refreshExpiresAt);
+      log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
+      return { ...issue(user, session, refreshToken, refreshExpiresAt), deviceToken: devices.issue(key, device) };
     },
 
     async refresh(refreshToken, call) {
@@ -201,13 +237,25 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const log = call?.log ?? logger;
       const user = await store.findUserById(userId);
       if (!user || user.disabled) throw new AuthError('invalid_token', 'The account is gone or disabled.');
-      if (!(await passwords.verify(user.passwordHash, current))) {
+      // A stolen access token must not buy unlimited guesses at the password: the same
+      // take-before-check limit as a login, per account.
+      const attempt = await limiter.beginUser(user.id);
+      if (!(await checking(attempt, () => passwords.verify(user.passwordHash, current, call?.ip)))) {
+        await attempt.failed();
+        log.info({ event: 'password_change_failed', reason: 'wrong_password', userId: user.id }, 'password change refused');
         throw new AuthError('invalid_current_password', 'The current password is wrong.', {
           errors: [{ pointer: '/body/current_password', message: 'is wrong' }],
         });
       }
-      checkPasswordPolicy(next, '/body/new_password');
-      await store.setPasswordHash(user.id, await passwords.hash(next), clock.now());
+      await attempt.succeeded();
+      // The current password was just checked, so an equal new one is the current one.
+      if (next === current) {
+        throw new AuthError('weak_password', 'The new password must differ from the current one.', {
+          errors: [{ pointer: '/body/new_password', message: 'is the current password' }],
+        });
+      }
+      checkPasswordPolicy(next, '/body/new_password', { name: user.name });
+      await store.setPasswordHash(user.id, await passwords.hash(next, call?.ip), clock.now());
       await revokeAll(user.id, 'password_changed');
       log.info({ event: 'password_changed', userId: user.id }, 'password changed; sessions ended');
     },
@@ -215,7 +263,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
     async signup(name, password, call) {
       const log = call?.log ?? logger;
       if (!settings.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
-      const user = await users.addUser(name, password, 'user');
+      const user = await users.addUser(name, password, 'user', call?.ip);
       log.info({ event: 'signup', userId: user.id }, 'user signed up');
       return user;
     },

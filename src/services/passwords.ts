@@ -1,7 +1,7 @@
 import * as argon2 from '@node-rs/argon2';
-import { Semaphore } from 'async-mutex';
 import { defaultHashConcurrency } from '../config';
 import { AuthError } from '../errors';
+import { createHashQueue, type HashQueue } from './hash-queue';
 
 // Algorithm is a const enum, which isolated modules cannot read: 2 is Argon2id.
 const ARGON2ID = 2 as argon2.Algorithm;
@@ -15,6 +15,10 @@ export interface Argon2Params {
    * than the machine has, at least one, so hashing never takes every core from the event loop.
    */
   concurrency?: number;
+  /** Hashes running or waiting at once, from all clients; past it, 503 at once. Default 64. */
+  queueLimit?: number;
+  /** Hashes running or waiting at once for one client; past it, 429 at once. Default 4. */
+  clientLimit?: number;
 }
 
 /** The two calls of @node-rs/argon2 this module makes; tests may pass their own. */
@@ -23,34 +27,22 @@ export interface Argon2 {
   verify(hashed: string, password: string): Promise<boolean>;
 }
 
-export const MIN_PASSWORD_CHARS = 8;
-export const MAX_PASSWORD_BYTES = 1024;
-
-export interface Passwords {
-  hash(password: string): Promise<string>;
-  /** Whether `password` matches `hash`; false for a malformed hash. */
-  verify(hash: string, password: string): Promise<boolean>;
-  /** Spends the same time as a real verify, for names that do not exist. */
-  verifyDummy(password: string): Promise<void>;
-  /** Whether `hash` was made with other parameters than the current ones. */
-  needsRehash(hash: string): boolean;
-}
+// The policy lives in its own module; re-exported here for the callers that import it from here.
+export { checkPasswordPolicy, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, type PasswordContext } from './password-policy';
 
 /**
- * The password policy: at least 8 characters (code points) and at most 1024 bytes of UTF-8,
- * which bounds the hashing cost. Passwords are never trimmed or otherwise altered.
+ * Hashing and checking passwords. `client` (the client's address) shares the hashing fairly:
+ * each client waits behind its own requests (see {@link HashQueue}); a client over its share,
+ * or a full queue, is refused at once (`rate_limited` 429, `server_busy` 503).
  */
-export function checkPasswordPolicy(password: string, pointer = '/password'): void {
-  if ([...password].length < MIN_PASSWORD_CHARS) {
-    throw new AuthError('weak_password', `The password must be at least ${MIN_PASSWORD_CHARS} characters long.`, {
-      errors: [{ pointer, message: `must be at least ${MIN_PASSWORD_CHARS} characters` }],
-    });
-  }
-  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
-    throw new AuthError('weak_password', `The password must be at most ${MAX_PASSWORD_BYTES} bytes long.`, {
-      errors: [{ pointer, message: `must be at most ${MAX_PASSWORD_BYTES} bytes` }],
-    });
-  }
+export interface Passwords {
+  hash(password: string, client?: string): Promise<string>;
+  /** Whether `password` matches `hash`; false for a malformed hash. */
+  verify(hash: string, password: string, client?: string): Promise<boolean>;
+  /** Spends the same time as a real verify, for names that do not exist. */
+  verifyDummy(password: string, client?: string): Promise<void>;
+  /** Whether `hash` was made with other parameters than the current ones. */
+  needsRehash(hash: string): boolean;
 }
 
 /**
@@ -62,12 +54,16 @@ export function checkPasswordPolicy(password: string, pointer = '/password'): vo
 export async function createPasswords(params: Argon2Params, impl: Argon2 = argon2): Promise<Passwords> {
   const { memoryCost, timeCost, parallelism } = params;
   const options = { algorithm: ARGON2ID, memoryCost, timeCost, parallelism, outputLen: 32 };
-  const slots = new Semaphore(params.concurrency ?? defaultHashConcurrency());
-  const hash = (password: string) => slots.runExclusive(() => impl.hash(password, options));
+  const queue: HashQueue = createHashQueue({
+    concurrency: params.concurrency ?? defaultHashConcurrency(),
+    maxQueued: params.queueLimit ?? 64,
+    perClient: params.clientLimit ?? 4,
+  });
+  const hash = (password: string, client?: string) => queue.run(client, () => impl.hash(password, options));
   const dummy = await hash('dummy password for unknown names');
   const expected = `$argon2id$v=19$m=${memoryCost},t=${timeCost},p=${parallelism}$`;
-  const check = (stored: string, password: string) =>
-    slots.runExclusive(async () => {
+  const check = (stored: string, password: string, client?: string) =>
+    queue.run(client, async () => {
       try {
         return await impl.verify(stored, password);
       } catch {
@@ -77,8 +73,8 @@ export async function createPasswords(params: Argon2Params, impl: Argon2 = argon
   return {
     hash,
     verify: check,
-    async verifyDummy(password) {
-      await check(dummy, password);
+    async verifyDummy(password, client) {
+      await check(dummy, password, client);
     },
     needsRehash: (stored) => !stored.startsWith(expected),
   };

@@ -100,17 +100,35 @@ export function openChildToken(parent: string, sealed: string): string | undefin
   }
 }
 
+/** The lifetime an access token may claim, for {@link checkDecoded}. */
+export interface LifetimeBounds {
+  /** Seconds from `iat` to `exp` at most: the access token TTL this server issues with. */
+  maxLifetime: number;
+  /** Seconds of tolerated clock skew, on the lifetime and on an `iat` ahead of `now`. */
+  clockSkew: number;
+  /** Now, in seconds since the epoch. */
+  now: number;
+}
+
 /**
- * Checks what jsonwebtoken leaves alone: `exp` present, the claims of the right types, and no
- * `crit` header parameter (RFC 7515 §4.1.11: a recipient must reject a token naming extensions
- * it does not understand, and this server implements none). Returns the claims or throws.
+ * Checks what jsonwebtoken leaves alone: `exp` and a numeric `iat` present, a lifetime
+ * (`exp - iat`) no longer than this server issues and an `iat` not in the future (each within
+ * the clock skew), the claims of the right types, and no `crit` header parameter (RFC 7515
+ * §4.1.11: a recipient must reject a token naming extensions it does not understand, and this
+ * server implements none). Returns the claims or throws.
  */
-export function checkDecoded(decoded: jwt.Jwt): AccessClaims {
+export function checkDecoded(decoded: jwt.Jwt, bounds: LifetimeBounds): AccessClaims {
   const header = decoded.header as jwt.JwtHeader & { crit?: unknown };
   if (header.crit !== undefined) throw new jwt.JsonWebTokenError('unsupported crit header parameter');
   const p = decoded.payload as Partial<AccessClaims>;
   if (typeof p !== 'object' || p === null) throw new jwt.JsonWebTokenError('payload is not an object');
   if (typeof p.exp !== 'number') throw new jwt.JsonWebTokenError('exp is required');
+  // A signed token with a far `exp` (a leaked key's forgery, or one issued under a longer TTL)
+  // would otherwise live as long as it says: the lifetime is capped by what this server issues.
+  if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) throw new jwt.JsonWebTokenError('iat is required');
+  if (p.exp - p.iat > bounds.maxLifetime + bounds.clockSkew) throw new jwt.JsonWebTokenError('exp is too far from iat');
+  // Time cures this one, so it is a NotBeforeError: requireToken does not remember it as refused.
+  if (p.iat > bounds.now + bounds.clockSkew) throw new jwt.NotBeforeError('iat is in the future', new Date(p.iat * 1000));
   if (typeof p.sub !== 'string' || typeof p.sid !== 'string' || typeof p.name !== 'string') {
     throw new jwt.JsonWebTokenError('sub, sid and name are required');
   }
@@ -146,7 +164,8 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
   const verified = cacheSize > 0 ? new LRUCache<string, Readonly<AccessClaims>>({ max: cacheSize }) : undefined;
 
   const acceptVerified = (token: string, decoded: jwt.Jwt): Readonly<AccessClaims> => {
-    const claims = Object.freeze(checkDecoded(decoded));
+    const bounds = { maxLifetime: settings.accessTokenTtl, clockSkew: settings.clockSkew, now: Math.floor(clock.now() / 1000) };
+    const claims = Object.freeze(checkDecoded(decoded, bounds));
     if (verified && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) verified.set(token, claims);
     return claims;
   };

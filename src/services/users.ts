@@ -1,7 +1,7 @@
 import type { Clock } from '../clock';
 import { AuthError } from '../errors';
 import type { Role, Store, UserRecord } from '../store/store';
-import { checkName, nameKey } from './names';
+import { checkName, nameKey, nameSkeleton } from './names';
 import { checkPasswordPolicy, type Passwords } from './passwords';
 import type { RevocationList } from './revocations';
 import { randomId } from './tokens';
@@ -21,8 +21,11 @@ export interface UserChange {
 /** Managing accounts: what the CLI, first start and sign-up share. Needs no token secret. */
 export interface UserAdmin {
   listUsers(): Promise<UserRecord[]>;
-  /** Creates a user; checks name and password policy. Throws `name_taken` for a name in use. */
-  addUser(name: string, password: string, role: Role): Promise<PublicUser>;
+  /**
+   * Creates a user; checks name and password policy. Throws `name_taken` for a name in use, or
+   * one that looks like a name in use (the same UTS #39 skeleton).
+   */
+  addUser(name: string, password: string, role: Role, client?: string): Promise<PublicUser>;
   /**
    * Creates a user only while the store has none at all (the first admin), atomically; undefined
    * when some user existed (another instance starting at the same moment made it first).
@@ -73,18 +76,20 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
   return {
     listUsers: () => store.listUsers(),
 
-    async addUser(name, password, role) {
+    async addUser(name, password, role, client) {
       checkName(name, '/body/name');
-      checkPasswordPolicy(password, '/body/password');
-      const passwordHash = await passwords.hash(password);
-      const user = await store.createUser({ id: randomId(), name, nameKey: nameKey(name), passwordHash, role, now: clock.now() });
+      checkPasswordPolicy(password, '/body/password', { name });
+      const passwordHash = await passwords.hash(password, client);
+      const names = { name, nameKey: nameKey(name), nameSkeleton: nameSkeleton(name) };
+      const user = await store.createUser({ id: randomId(), ...names, passwordHash, role, now: clock.now() });
       return toPublicUser(user);
     },
 
     async addFirstUser(name, password, role) {
       checkName(name, '/body/name');
-      checkPasswordPolicy(password, '/body/password');
-      const user = { id: randomId(), name, nameKey: nameKey(name), passwordHash: await passwords.hash(password), role, now: clock.now() };
+      checkPasswordPolicy(password, '/body/password', { name });
+      const names = { name, nameKey: nameKey(name), nameSkeleton: nameSkeleton(name) };
+      const user = { id: randomId(), ...names, passwordHash: await passwords.hash(password), role, now: clock.now() };
       return (await store.createFirstUser(user)) ? toPublicUser(user) : undefined;
     },
 
@@ -92,7 +97,7 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
 
     async setPassword(name, password) {
       const user = await mustFind(name);
-      checkPasswordPolicy(password);
+      checkPasswordPolicy(password, '/password', { name: user.name });
       await store.setPasswordHash(user.id, await passwords.hash(password), clock.now());
       return { user: toPublicUser(user), sessionsEnded: await revokeAll(user.id, 'password_reset') };
     },

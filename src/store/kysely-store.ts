@@ -34,6 +34,18 @@ function isUniqueViolation(error: unknown): boolean {
   return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === '23505';
 }
 
+/** Whether a unique violation was on the name skeleton (PostgreSQL names the index; SQLite the column). */
+function onSkeleton(error: unknown): boolean {
+  const e = error as { constraint?: string; message?: string } | undefined;
+  return e?.constraint === 'users_name_skeleton' || /users\.name_skeleton/.test(e?.message ?? '');
+}
+
+/** `name_taken` for a name in use, or one that looks like a name in use (the same answer, 409). */
+function nameTaken(error: unknown): AuthError {
+  const detail = onSkeleton(error) ? 'That name is too similar to an existing name.' : 'That name is taken.';
+  return new AuthError('name_taken', detail, { cause: error });
+}
+
 /**
  * Brings the schema up to date. Refuses a database that has migrations this code does not know
  * (it was written by a newer version), naming them.
@@ -100,6 +112,7 @@ export function createKyselyStore(db: Kysely<Database>): Store {
         id: u.id,
         name: u.name,
         name_key: u.nameKey,
+        name_skeleton: u.nameSkeleton,
         password_hash: u.passwordHash,
         role: u.role,
         disabled: 0,
@@ -109,7 +122,7 @@ export function createKyselyStore(db: Kysely<Database>): Store {
       try {
         await db.insertInto('users').values(row).execute();
       } catch (error) {
-        if (isUniqueViolation(error)) throw new AuthError('name_taken', 'That name is taken.', { cause: error });
+        if (isUniqueViolation(error)) throw nameTaken(error);
         throw error;
       }
       return toUser(row);
@@ -119,8 +132,8 @@ export function createKyselyStore(db: Kysely<Database>): Store {
         // Insert-if-absent in one statement; two instances starting together on an empty store
         // both get here, and the unique name key turns the second insert away.
         const result = await sql`
-          insert into users (id, name, name_key, password_hash, role, disabled, created_at, updated_at)
-          select ${u.id}, ${u.name}, ${u.nameKey}, ${u.passwordHash}, ${u.role}, 0, cast(${u.now} as bigint), cast(${u.now} as bigint)
+          insert into users (id, name, name_key, name_skeleton, password_hash, role, disabled, created_at, updated_at)
+          select ${u.id}, ${u.name}, ${u.nameKey}, ${u.nameSkeleton}, ${u.passwordHash}, ${u.role}, 0, cast(${u.now} as bigint), cast(${u.now} as bigint)
           where not exists (select 1 from users)`.execute(db);
         return Number(result.numAffectedRows ?? 0) === 1;
       } catch (error) {

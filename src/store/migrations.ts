@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, SqliteAdapter, sql } from 'kysely';
+import { nameSkeleton } from '../services/names';
 
 /**
  * Versioned migrations, in order. Add new ones at the end with the next number; never edit one
@@ -151,6 +152,39 @@ export const migrations: Record<string, Migration> = {
         throw error;
       } finally {
         await run(['PRAGMA foreign_keys = ON']);
+      }
+    },
+  },
+  '0004_name_skeletons': {
+    async up(db: Kysely<any>) {
+      const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+      const work = async () => {
+        await sql`ALTER TABLE users ADD COLUMN name_skeleton VARCHAR(512)`.execute(db);
+        // Backfilled here, in code: the skeleton needs Unicode data that SQL does not have. The
+        // skeleton as this version computes it; should the algorithm change, a later migration
+        // recomputes the column rather than this one being edited.
+        const users = await sql<{ id: string; name: string }>`SELECT id, name FROM users ORDER BY created_at, id`.execute(db);
+        const claimed = new Set<string>();
+        for (const { id, name } of users.rows) {
+          const skeleton = nameSkeleton(name);
+          // Accounts that already look alike are kept, and keep their names: the oldest holds the
+          // skeleton, the later ones are left NULL (which a unique index allows more than once).
+          if (claimed.has(skeleton)) continue;
+          claimed.add(skeleton);
+          await sql`UPDATE users SET name_skeleton = ${skeleton} WHERE id = ${id}`.execute(db);
+        }
+        await sql`CREATE UNIQUE INDEX users_name_skeleton ON users (name_skeleton)`.execute(db);
+      };
+      // PostgreSQL runs each migration in a transaction already; SQLite's migrations are not
+      // wrapped (kysely runs no DDL transaction there), so this one makes its own.
+      if (!sqlite) return work();
+      await sql`BEGIN`.execute(db);
+      try {
+        await work();
+        await sql`COMMIT`.execute(db);
+      } catch (error) {
+        await sql`ROLLBACK`.execute(db).catch(() => undefined);
+        throw error;
       }
     },
   },

@@ -6,6 +6,11 @@ export interface UsersTable {
   name: string;
   /** The name as compared: Unicode NFKC, case-folded. Unique. */
   name_key: string;
+  /**
+   * The name as compared for looking alike (UTS #39 skeleton, see `nameSkeleton`). Unique; null
+   * only for accounts made before it existed whose skeleton an older account already had.
+   */
+  name_skeleton: string | null;
   password_hash: string;
   role: 'user' | 'admin';
   disabled: number;

@@ -17,6 +17,8 @@ export interface NewUser {
   id: string;
   name: string;
   nameKey: string;
+  /** The name's look-alike form (`nameSkeleton`); unique like the key. */
+  nameSkeleton: string;
   passwordHash: string;
   role: Role;
   now: number;
@@ -85,7 +87,7 @@ export interface Store {
   close(): Promise<void>;
 
   countUsers(): Promise<number>;
-  /** Throws `AuthError('name_taken')` when the name key exists. */
+  /** Throws `AuthError('name_taken')` when the name key or the name skeleton exists. */
   createUser(user: NewUser): Promise<UserRecord>;
   findUserByNameKey(nameKey: string): Promise<UserRecord | undefined>;
   findUserById(id: string): Promise<UserRecord | undefined>;

@@ -42,7 +42,7 @@ interface Watch {
   dialogs: string[];
   /** Every access and refresh token the server handed this context. */
   tokens: Set<string>;
-  /** Cookie refreshes whose JSON body still carried a refresh token (must stay 0). */
+  /** Cookie refreshes and page logins whose JSON body still carried a refresh token (must stay 0). */
   refreshBodiesWithToken: number;
   pending: Promise<unknown>[];
 }
@@ -119,8 +119,9 @@ describeBrowser('browser: pages and docs', () => {
           .then((body: { access_token?: string; refresh_token?: string }) => {
             if (body.access_token) watch.tokens.add(body.access_token);
             if (body.refresh_token) watch.tokens.add(body.refresh_token);
-            // A cookie refresh keeps the new refresh token out of what page scripts can read.
-            if (pathname === '/refresh' && body.refresh_token) watch.refreshBodiesWithToken += 1;
+            // A cookie refresh, and a login by the pages (the cookie flow), keep the refresh token
+            // out of what page scripts can read.
+            if (body.refresh_token) watch.refreshBodiesWithToken += 1;
           })
           .catch(() => undefined),
       );
@@ -369,6 +370,39 @@ describeBrowser('browser: pages and docs', () => {
     await page.click('#signup-form button[type="submit"]');
     await page.locator('#confirm.is-invalid').waitFor();
     expect(await text(page, '#confirm-feedback')).toBe('The passwords do not match.');
+
+    // Told as it is typed, with no request: too short (in characters as the server counts them),
+    // and the name as the password; fixed, the mark goes.
+    let signupPosts = 0;
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/users') signupPosts += 1;
+    });
+    await page.fill('#password', 'short😀');
+    await page.locator('#confirm').focus();
+    await page.locator('#password.is-invalid').waitFor();
+    expect(await text(page, '#password-feedback')).toBe('Use at least 8 characters (6 so far).');
+    await page.fill('#password', 'CAROL');
+    await page.fill('#name', 'carol-anne');
+    await page.fill('#password', 'Carol-Anne');
+    await page.locator('#password.is-invalid').waitFor();
+    expect(await text(page, '#password-feedback')).toBe('Do not use your name as the password.');
+    await page.fill('#name', 'carol');
+    await page.fill('#password', 'carol-password-1');
+    await page.locator('#password.is-invalid').waitFor({ state: 'detached' });
+    expect(signupPosts).toBe(0);
+
+    // A common password only the server knows: its 422 is shown against the field.
+    await page.fill('#password', 'Password123');
+    await page.fill('#confirm', 'Password123');
+    const [weak] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/users' && r.request().method() === 'POST'),
+      page.click('#signup-form button[type="submit"]'),
+    ]);
+    expect(weak.status()).toBe(422);
+    await page.locator('#password.is-invalid').waitFor();
+    expect(await text(page, '#password-feedback')).toBe('is one of the most common passwords');
+    expect(await text(page, '#signup-error')).toBe(((await weak.json()) as { detail: string }).detail);
+    await page.fill('#password', 'carol-password-1');
 
     // Refused by the server: the name is taken (names are unique regardless of case).
     await page.fill('#name', 'ADMIN');

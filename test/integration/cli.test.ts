@@ -155,11 +155,37 @@ describe('npm run users', () => {
     ['an empty line', '\n', 'The password must be at least 8 characters long.\n'],
     ['over 1024 bytes', `${'é'.repeat(513)}\n`, 'The password must be at most 1024 bytes long.\n'],
     ['nothing at all', '', 'No password on stdin: give it as the first line, or run the command in a terminal to be asked.\n'],
+    ['a common password', 'baseball1\n', 'The password is one of the most common passwords, which are tried first; choose another.\n'],
+    ['the name', 'Carol-Anne\n', 'The password must not be the name.\n'],
   ])('when the password on stdin is %s, then add refuses with exit 1 and adds nobody', async (_case, stdin, message) => {
     const s = await setup();
-    const res = await s.run(['add', 'carol'], { stdin });
+    const res = await s.run(['add', 'carol-anne'], { stdin });
     expect(res).toEqual({ code: 1, stdout: '', stderr: message });
     expect(await listJson(s)).toEqual([]);
+  });
+
+  test('when set-password is given a common password or the name, then it refuses with exit 1 and the old password still works', async () => {
+    const s = await setup();
+    expect((await s.run(['add', 'ellen-mae'], { stdin: 'first-password\n' })).code).toBe(0);
+    for (const [stdin, message] of [
+      ['letmein123\n', 'The password is one of the most common passwords, which are tried first; choose another.\n'],
+      ['ELLEN-MAE\n', 'The password must not be the name.\n'],
+    ]) {
+      expect(await s.run(['set-password', 'ellen-mae'], { stdin })).toEqual({ code: 1, stdout: '', stderr: message });
+    }
+    expect(await loginStatus(s, 'ellen-mae', 'first-password')).toEqual([200, undefined]);
+  });
+
+  test('when the name looks like a taken one, then add refuses with exit 1 saying so', async () => {
+    const s = await setup();
+    expect((await s.run(['add', 'alice'], { stdin: 'first-password\n' })).code).toBe(0);
+    expect(await s.run(['add', 'Alicé'], { stdin: 'second-password\n' })).toEqual({ code: 1, stdout: '', stderr: 'A user whose name looks like "Alicé" exists already.\n' });
+    expect(await s.run(['add', '\u0430lice'], { stdin: 'second-password\n' })).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'The name must use the letters of one script, not mix Cyrillic and Latin.\n',
+    });
+    expect((await listJson(s)).map((u) => u.name)).toEqual(['alice']);
   });
 
   test('when the password has outer spaces and a CRLF line end, then only the line end is dropped', async () => {

@@ -160,3 +160,43 @@ describe('public paths come from the contract', () => {
     await t.close();
   });
 });
+
+describe('POST /login: the cookie flow of the pages', () => {
+  const setCookie = (res: request.Response) => ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith('refresh_token='));
+
+  test('when the login asks for the cookie flow (refresh_token_in: cookie), then the refresh token is only in the httpOnly cookie, not in the JSON, and that cookie refreshes', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'cora' });
+    const res = expectContract(await t.http().post('/login').send({ name: 'cora', password: u.password, refresh_token_in: 'cookie' }), 'POST', '/login');
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body).sort()).toEqual(['access_token', 'expires_in', 'token_type']);
+    const cookie = setCookie(res) as string;
+    expect(cookie).toMatch(/^refresh_token=[\w-]{40,};.*httponly/i);
+    const refreshed = expectContract(await t.http().post('/refresh').set('Cookie', cookie.split(';')[0] as string).send({}), 'POST', '/refresh');
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.refresh_token).toBeUndefined();
+    await t.close();
+  });
+
+  test.each([
+    ['leaves refresh_token_in out (the README\'s curl, API clients)', {}],
+    ['says refresh_token_in: body', { refresh_token_in: 'body' }],
+  ])('when the login %s, then the refresh token is in the JSON and in the cookie', async (_name, extra) => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'dora' });
+    const res = expectContract(await t.http().post('/login').send({ name: 'dora', password: u.password, ...extra }), 'POST', '/login');
+    expect(res.status).toBe(200);
+    expect(res.body.refresh_token).toMatch(/^[\w-]{40,}$/);
+    expect(setCookie(res)?.split(';')[0]).toBe(`refresh_token=${res.body.refresh_token}`);
+    await t.close();
+  });
+
+  test('when refresh_token_in is neither body nor cookie, then 400 naming the field', async () => {
+    const t = await makeApp();
+    const u = await t.makeUser({ name: 'ezra' });
+    const res = expectContract(await t.http().post('/login').send({ name: 'ezra', password: u.password, refresh_token_in: 'header' }), 'POST', '/login');
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual([expect.objectContaining({ pointer: '/body/refresh_token_in' })]);
+    await t.close();
+  });
+});

@@ -167,7 +167,7 @@ describe('the Redis limiter', () => {
 
   test('when two instances share Redis, then failures on one count on the other', async () => {
     if (!redis) return;
-    const limits = { ipPoints: 100, namePoints: 2, window: 900 };
+    const limits = { ipPoints: 100, namePoints: 2, accountPoints: 20, window: 900 };
     const a = await instance(createLoginLimiter(limits, redis, { keyPrefix }));
     const b = await instance(createLoginLimiter(limits, redis, { keyPrefix }));
     await b.app.services.auth.addUser('grace', 'grace-password', 'user');
@@ -186,7 +186,7 @@ describe('the Redis limiter', () => {
     down.on('error', () => undefined);
     await down.connect().catch(() => undefined);
     try {
-      const x = await instance(createLoginLimiter({ ipPoints: 100, namePoints: 2, window: 900 }, down, { keyPrefix }));
+      const x = await instance(createLoginLimiter({ ipPoints: 100, namePoints: 2, accountPoints: 20, window: 900 }, down, { keyPrefix }));
       await x.app.services.auth.addUser('heidi', 'heidi-password', 'user');
       expect((await x.http().post('/login').send({ name: 'heidi', password: 'heidi-password' })).status).toBe(200);
       for (let i = 0; i < 2; i++) expectWrongPassword(await x.http().post('/login').send({ name: 'heidi', password: 'wrong' }));

@@ -1,7 +1,9 @@
 import { AuthError } from '../../src/errors';
+import { nameSkeleton } from '../../src/services/names';
 import { hashToken } from '../../src/services/tokens';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
+import { expectContract } from '../support/contract-check';
 import { createTestDatabase } from '../support/postgres';
 import { postgresUp } from '../support/services';
 import { makeApp } from '../support/make-app';
@@ -25,7 +27,21 @@ const backends: Backend[] = [
 ];
 
 const T0 = Date.UTC(2026, 0, 1);
-const newUser = (id: string, name: string) => ({ id, name, nameKey: name.toLowerCase(), passwordHash: '$argon2id$fake', role: 'user' as const, now: T0 });
+const newUser = (id: string, name: string) => ({
+  id,
+  name,
+  nameKey: name.toLowerCase(),
+  nameSkeleton: nameSkeleton(name),
+  passwordHash: '$argon2id$fake',
+  role: 'user' as const,
+  now: T0,
+});
+
+/** Twenty names that differ as stored (each its own name key) but look alike: one skeleton. */
+const LOOK_ALIKES = [
+  'mallory', 'màllory', 'mállory', 'mâllory', 'mãllory', 'mällory', 'mållory', 'mallòry', 'mallóry', 'mallôry',
+  'mallõry', 'mallöry', 'mallorý', 'mallorÿ', 'malloŕy', 'rnallory', 'rnàllory', '\u1E3Fallory', 'mallor\u0303y', 'maĺlory',
+];
 
 for (const { name, up, open } of backends) (up ? describe : describe.skip)(`the ${name} store`, () => {
   let store: Store;
@@ -51,6 +67,15 @@ for (const { name, up, open } of backends) (up ? describe : describe.skip)(`the 
     await store.createUser(newUser('u2', 'Vic'));
     await expect(store.createUser(newUser('u3', 'Vic'))).rejects.toEqual(expect.objectContaining({ code: 'name_taken' }));
     await expect(store.createUser(newUser('u3', 'Vic'))).rejects.toBeInstanceOf(AuthError);
+  });
+
+  test('when a name of another key has a taken skeleton, then createUser throws name_taken saying it is too similar', async () => {
+    await store.createUser(newUser('u7', 'admin'));
+    const lookAlike = { ...newUser('u8', 'Admiń'), nameKey: 'admiń' };
+    await expect(store.createUser(lookAlike)).rejects.toEqual(
+      expect.objectContaining({ code: 'name_taken', message: 'That name is too similar to an existing name.' }),
+    );
+    expect(await store.findUserById('u8')).toBeUndefined();
   });
 
   test('when a refresh token is rotated twice at once, then exactly one rotation wins', async () => {
@@ -104,5 +129,20 @@ for (const { name, up, open } of backends) (up ? describe : describe.skip)(`the 
     expect((await t.http().get('/user').set('Authorization', `Bearer ${access}`)).status).toBe(401);
     expect((await t.http().post('/refresh').send({ refresh_token: refreshed.body.refresh_token })).status).toBe(401);
     await t.store.ping();
+  });
+
+  test('when twenty sign-ups of look-alike names race, then exactly one account is made and the rest get 409', async () => {
+    expect(new Set(LOOK_ALIKES.map((n) => n.normalize('NFKC').toLowerCase())).size).toBe(20);
+    expect(new Set(LOOK_ALIKES.map(nameSkeleton)).size).toBe(1);
+    // From twenty addresses: one address gets only a few hashes at once.
+    const t = await makeApp({ DATABASE_URL: url, ALLOW_SIGNUP: 'true', TRUST_PROXY: 'true' }, { store });
+    const results = await Promise.all(
+      LOOK_ALIKES.map((name, i) => t.http().post('/users').set('X-Forwarded-For', `198.51.100.${i + 1}`).send({ name, password: 'look-alike-password' })),
+    );
+    for (const res of results) expectContract(res, 'POST', '/users');
+    expect(results.map((r) => r.status).sort()).toEqual([201, ...Array(19).fill(409)]);
+    for (const res of results.filter((r) => r.status === 409)) expect(res.body.code).toBe('name_taken');
+    const made = (await store.listUsers()).filter((u) => nameSkeleton(u.name) === nameSkeleton('mallory'));
+    expect(made.map((u) => u.name)).toEqual([results.find((r) => r.status === 201)?.body.name]);
   });
 });

@@ -150,3 +150,59 @@ describe('access token expiry, with the injected clock', () => {
     await t.close();
   });
 });
+
+describe('access token lifetime', () => {
+  const YEAR = 365 * 24 * 3600;
+
+  /** Signs `payload` with the server's key exactly as given: no iat added, none checked. */
+  const signRaw = (payload: Record<string, unknown>) => {
+    const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(payload)}`;
+    return `${input}.${createHmac('sha256', TEST_SECRET).update(input).digest('base64url')}`;
+  };
+
+  test('when a token signed with the real key says exp is ten years ahead, then 401 invalid_token', async () => {
+    const { t, claims } = await setup();
+    const now = Math.floor(t.clock.now() / SECOND);
+    const forever = jwt.sign({ ...claims, iat: now, exp: now + 10 * YEAR }, TEST_SECRET, { algorithm: 'HS256' });
+    expectInvalidToken(await getUser(t, forever));
+    // Not a matter of time: a year on, well inside its exp, it is still refused.
+    t.clock.advance(YEAR * SECOND);
+    expectInvalidToken(await getUser(t, forever));
+    await t.close();
+  });
+
+  test('when exp - iat is ACCESS_TOKEN_TTL plus CLOCK_SKEW, then it is accepted; one second more, then 401 invalid_token', async () => {
+    const { t, claims } = await setup({ ACCESS_TOKEN_TTL: '900', CLOCK_SKEW: '30' });
+    const now = Math.floor(t.clock.now() / SECOND);
+    const longest = jwt.sign({ ...claims, iat: now, exp: now + 930 }, TEST_SECRET, { algorithm: 'HS256' });
+    const tooLong = jwt.sign({ ...claims, iat: now, exp: now + 931 }, TEST_SECRET, { algorithm: 'HS256' });
+    expect((await getUser(t, longest)).status).toBe(200);
+    expectInvalidToken(await getUser(t, tooLong));
+    await t.close();
+  });
+
+  test.each([
+    ['no iat', (c: jwt.JwtPayload) => without(c, 'iat')],
+    ['a string iat', (c: jwt.JwtPayload) => ({ ...c, iat: String(c.iat) })],
+    ['a null iat', (c: jwt.JwtPayload) => ({ ...c, iat: null })],
+  ])('when a token signed with the real key has %s, then 401 invalid_token', async (_name, change) => {
+    const { t, claims } = await setup();
+    // The control: the same claims, hand-signed, are accepted.
+    expect((await getUser(t, signRaw({ ...claims, jti: 'control' }))).status).toBe(200);
+    expectInvalidToken(await getUser(t, signRaw(change(claims))));
+    await t.close();
+  });
+
+  test('when iat is in the future beyond CLOCK_SKEW, then it is refused until the clock catches up; within the skew it is accepted', async () => {
+    const { t, claims } = await setup({ ACCESS_TOKEN_TTL: '900', CLOCK_SKEW: '30' });
+    const now = Math.floor(t.clock.now() / SECOND);
+    const early = jwt.sign({ ...claims, iat: now + 60, exp: now + 960 }, TEST_SECRET, { algorithm: 'HS256' });
+    const soon = jwt.sign({ ...claims, iat: now + 20, exp: now + 920 }, TEST_SECRET, { algorithm: 'HS256' });
+    expectInvalidToken(await getUser(t, early));
+    expect((await getUser(t, soon)).status).toBe(200);
+    // The clock decides this refusal, so it is not remembered: 30 s on, the same text is accepted.
+    t.clock.advance(30 * SECOND);
+    expect((await getUser(t, early)).status).toBe(200);
+    await t.close();
+  });
+});

@@ -66,12 +66,47 @@ describe('POST /users (sign-up)', () => {
   });
 
   test('when ten sign-ups of one name race, then exactly one account is made', async () => {
-    const t = await makeApp({ ALLOW_SIGNUP: 'true' });
+    // From ten addresses: one address gets only ARGON2_CLIENT_LIMIT hashes at once.
+    const t = await makeApp({ ALLOW_SIGNUP: 'true', TRUST_PROXY: 'true' });
     const names = ['race', 'RACE', 'Race', 'rAce', 'raCe', 'racE', 'ＲＡＣＥ', 'race', 'RaCe', 'rACE'];
-    const results = await Promise.all(names.map((name) => t.http().post('/users').send({ name, password: 'race-password' })));
+    const results = await Promise.all(
+      names.map((name, i) => t.http().post('/users').set('X-Forwarded-For', `198.51.100.${i + 1}`).send({ name, password: 'race-password' })),
+    );
     for (const res of results) expectContract(res, 'POST', '/users');
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
     expect((await t.store.listUsers()).length).toBe(1);
+    await t.close();
+  });
+
+  test.each<[string, { given: string; existing?: string; status: number; code: string; detail: string }]>([
+    ['a Cyrillic а (mixed scripts)', { given: '\u0430dmin', status: 400, code: 'invalid_request', detail: 'The name must use the letters of one script, not mix Cyrillic and Latin.' }],
+    ['an accented letter (only diacritics differ)', { given: 'Admiń', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' }],
+    ['"rn" for "m" (confusable)', { given: 'adrnin', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' }],
+    ['all-Cyrillic look-alikes (whole-script confusable)', { given: '\u0430\u0455\u0455', existing: 'ass', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' }],
+  ])('when the name looks like an existing one by %s, then it is refused and no account is made', async (_case, { given, existing, status, code, detail }) => {
+    const t = await makeApp({ ALLOW_SIGNUP: 'true' });
+    await t.makeUser({ name: existing ?? 'admin', role: 'admin' });
+    const res = await t.http().post('/users').send({ name: given, password: 'look-alike-password' });
+    expectContract(res, 'POST', '/users');
+    expect([res.status, res.body.code, res.body.detail]).toEqual([status, code, detail]);
+    if (status === 400) expect(res.body.errors).toEqual([{ pointer: '/body/name', message: expect.stringContaining('one script') }]);
+    expect(await t.store.countUsers()).toBe(1);
+    await t.close();
+  });
+
+  test.each([
+    ['a common password', { name: 'kim', password: 'password1', message: 'is one of the most common passwords' }],
+    ['a common password in capitals', { name: 'kim', password: 'ILOVEYOU1', message: 'is one of the most common passwords' }],
+    ['the name itself, in other case', { name: 'kimberley-ann', password: 'Kimberley-Ann', message: 'must not be the name' }],
+  ])('when the password is %s, then 422 weak_password says why against the field', async (_case, { name, password, message }) => {
+    const t = await makeApp({ ALLOW_SIGNUP: 'true' });
+    const res = await t.http().post('/users').send({ name, password });
+    expectContract(res, 'POST', '/users');
+    expect(res.status).toBe(422);
+    expect(res.body.code).toBe('weak_password');
+    expect(res.body.errors).toEqual([{ pointer: '/body/password', message }]);
+    expect(res.body.detail).toMatch(message === 'must not be the name' ? /must not be the name/ : /one of the most common passwords/);
+    expect(await t.store.countUsers()).toBe(0);
     await t.close();
   });
 });
@@ -116,6 +151,10 @@ describe('PUT /user/password', () => {
     const long = await t.http().put('/user/password').set(bearer(access)).send({ current_password: u.password, new_password: 'é'.repeat(600) });
     expectContract(long, 'PUT', '/user/password');
     expect(long.status).toBe(422);
+    const common = await t.http().put('/user/password').set(bearer(access)).send({ current_password: u.password, new_password: 'Sunshine1' });
+    expectContract(common, 'PUT', '/user/password');
+    expect([common.status, common.body.code]).toEqual([422, 'weak_password']);
+    expect(common.body.errors).toEqual([{ pointer: '/body/new_password', message: 'is one of the most common passwords' }]);
     await t.login('judy', u.password);
     await t.close();
   });

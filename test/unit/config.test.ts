@@ -44,6 +44,8 @@ describe('loadConfig', () => {
     ['a reuse interval over five minutes', { REFRESH_REUSE_INTERVAL: '301' }, /REFRESH_REUSE_INTERVAL/],
     ['Redis limits without REDIS_URL', { RATE_LIMIT_STORE: 'redis' }, /REDIS_URL is required/],
     ['a short admin password', { ADMIN_PASSWORD: 'short' }, /ADMIN_PASSWORD must be at least 8 characters/],
+    ['a common admin password', { ADMIN_PASSWORD: 'Password123' }, /ADMIN_PASSWORD is one of the most common passwords/],
+    ['the admin name as its password', { ADMIN_NAME: 'superuser-1', ADMIN_PASSWORD: 'SUPERUSER-1' }, /ADMIN_PASSWORD must not be the name/],
   ])('when given %s, then it refuses, naming the key', (_name, env, want) => {
     expect(() => loadConfig(env)).toThrow(want);
   });

@@ -1,5 +1,5 @@
 import { isAuthError } from '../../src/errors';
-import { checkName, nameKey } from '../../src/services/names';
+import { checkName, mixedScripts, nameKey, nameSkeleton } from '../../src/services/names';
 import { type Argon2, checkPasswordPolicy, createPasswords } from '../../src/services/passwords';
 
 describe('nameKey', () => {
@@ -27,6 +27,58 @@ describe('checkName', () => {
   test('when the name is ordinary, then it passes', () => {
     expect(() => checkName('Zoë Smith')).not.toThrow();
   });
+
+  test.each([
+    ['a Cyrillic а among Latin letters', { given: '\u0430dmin', want: 'Cyrillic and Latin' }],
+    ['a Cyrillic о among Latin letters', { given: 'r\u043Eot', want: 'Latin and Cyrillic' }],
+    ['a Greek omega before Latin letters', { given: '\u03A9mega', want: 'Greek and Latin' }],
+    ['a Cyrillic first name and a Latin last name', { given: 'Иван Smith', want: 'Cyrillic and Latin' }],
+  ])('when the name mixes scripts (%s), then it is refused naming them', (_case, { given, want }) => {
+    expect(() => checkName(given)).toThrow(
+      expect.objectContaining({ code: 'invalid_request', message: `The name must use the letters of one script, not mix ${want}.` }),
+    );
+  });
+
+  test.each([
+    ['Latin with accents, a space and an apostrophe', 'Zoë O’Brien'],
+    ['Latin with digits and punctuation', 'user_1-2.x'],
+    ['Cyrillic', 'Иван Петров'],
+    ['Greek', 'Ελένη'],
+    ['Japanese: Han with Hiragana', '山田たろう'],
+    ['Japanese: Katakana with the long-vowel mark', 'スズキー'],
+    ['Korean: Hangul with Han', '김哲洙'],
+    ['Devanagari with its vowel signs', 'मीना'],
+    ['fullwidth Latin', 'Ａｌｉｃｅ'],
+    ['emoji and Latin', 'alice 🙂'],
+  ])('when the name is of one script (%s), then it passes', (_case, name) => {
+    expect(mixedScripts(name)).toEqual([]);
+    expect(() => checkName(name)).not.toThrow();
+  });
+});
+
+describe('nameSkeleton', () => {
+  test.each<[string, { given: [string, string]; same: boolean }]>([
+    ['a Cyrillic а for a Latin a', { given: ['\u0430dmin', 'admin'], same: true }],
+    ['capital Cyrillic letters', { given: ['\u0410DMIN', 'admin'], same: true }],
+    ['all-Cyrillic look-alikes (whole-script confusable)', { given: ['\u0430\u0455\u0455', 'ass'], same: true }],
+    ['a Greek omicron for an o', { given: ['b\u03BFb', 'bob'], same: true }],
+    ['"rn" for "m"', { given: ['adrnin', 'admin'], same: true }],
+    ['a digit 0 for an o', { given: ['b0b', 'BOB'], same: true }],
+    ['fullwidth letters', { given: ['ａｄｍｉｎ', 'admin'], same: true }],
+    ['an acute accent (a diacritic)', { given: ['Admiń', 'admin'], same: true }],
+    ['a combining diaeresis or a precomposed one', { given: ['Zoe\u0308', 'zoe'], same: true }],
+    ['a zero-width joiner inside', { given: ['ad\u200Dmin', 'admin'], same: true }],
+    ['one more letter', { given: ['admins', 'admin'], same: false }],
+    ['different Devanagari vowel signs', { given: ['मीना', 'मना'], same: false }],
+    ['Han characters in another order', { given: ['山田', '田山'], same: false }],
+  ])('when two names differ by %s, then their skeletons are equal or not as given', (_case, { given: [a, b], same }) => {
+    expect(nameSkeleton(a) === nameSkeleton(b)).toBe(same);
+  });
+
+  test('when a name is 64 of the longest-mapping characters, then its skeleton fits the column (512)', () => {
+    expect([...nameSkeleton('\uAF66'.repeat(64))].length).toBeLessThanOrEqual(512);
+    expect([...nameSkeleton('\u2474'.repeat(64))].length).toBeLessThanOrEqual(512);
+  });
 });
 
 describe('checkPasswordPolicy', () => {
@@ -46,6 +98,28 @@ describe('checkPasswordPolicy', () => {
     }
     expect(error === undefined).toBe(ok);
     if (!ok) expect(isAuthError(error, 'weak_password')).toBe(true);
+  });
+
+  const COMMON = 'is one of the most common passwords';
+  test.each<[string, { given: string; name?: string; want: string | undefined }]>([
+    ['a common password', { given: 'password1', want: COMMON }],
+    ['a common password in other case', { given: 'PassWord1', want: COMMON }],
+    ['a common keyboard walk', { given: 'qwertyuiop', want: COMMON }],
+    ['a common password with a digit swap', { given: 'passw0rd', want: COMMON }],
+    ['the name', { given: 'alice-smith', name: 'alice-smith', want: 'must not be the name' }],
+    ['the name in other case and width', { given: 'ALICE-SMITH', name: 'ａｌｉｃｅ-smith', want: 'must not be the name' }],
+    ['long, uncommon and not the name', { given: 'correct horse battery staple', name: 'alice', want: undefined }],
+    ['uncommon, with composition rules unmet', { given: 'abcdefgh', want: undefined }],
+  ])('when the password is %s, then it is refused saying why, or accepted, as given', (_case, { given, name, want }) => {
+    let error: unknown;
+    try {
+      checkPasswordPolicy(given, '/body/password', name === undefined ? {} : { name });
+    } catch (e) {
+      error = e;
+    }
+    if (want === undefined) return expect(error).toBeUndefined();
+    expect(isAuthError(error, 'weak_password')).toBe(true);
+    expect((error as { errors?: unknown }).errors).toEqual([{ pointer: '/body/password', message: want }]);
   });
 });
 
