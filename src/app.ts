@@ -5,8 +5,8 @@ import type pino from 'pino';
 import { type Clock, systemClock } from './clock';
 import type { Config } from './config';
 import { type Contract, loadContract } from './http/contract';
-import { contractRouter } from './http/contract-router';
-import { createHandlers } from './http/handlers';
+import { allowedMethods, contractRouter } from './http/contract-router';
+import { AUTH_USE, createHandlers } from './http/handlers';
 import { problemResponses } from './http/problem';
 import { requestLog } from './http/request-log';
 import { requireToken } from './http/require-token';
@@ -168,6 +168,7 @@ export function createApp(deps: AppDeps): AuthApp {
   const router = contractRouter({
     contract: services.contract,
     handlers,
+    authUse: AUTH_USE,
     ajv: createAjv(services.contract),
     requireToken: requireToken(services),
     bodyLimit: config.bodyLimit,
@@ -220,7 +221,7 @@ export function createApp(deps: AppDeps): AuthApp {
     ], { headers: PAGE_HEADERS }),
   );
   app.use(router.routes());
-  app.use(router.allowedMethods());
+  app.use(allowedMethods(router));
 
   app.on('error', (error: NodeJS.ErrnoException) => {
     // A client hanging up after the last byte of a static file: noise, not a fault.

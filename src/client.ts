@@ -1,7 +1,7 @@
-import createFetchClient, { type ClientOptions } from 'openapi-fetch';
+import createFetchClient, { type Client, type ClientOptions } from 'openapi-fetch';
 import type { components, operations, paths } from './generated/openapi';
 
-export type { components, operations, paths };
+export type { Client, ClientOptions, components, operations, paths };
 
 /** The answers of the API, by schema name: `Schemas['User']`, `Schemas['Problem']`. */
 export type Schemas = components['schemas'];
@@ -15,6 +15,6 @@ export type Schemas = components['schemas'];
  * const { data } = await api.POST('/login', { body: { name, password } });
  * const me = await api.GET('/user', { headers: { Authorization: `Bearer ${data!.access_token}` } });
  */
-export function createClient(options: ClientOptions = {}) {
+export function createClient(options: ClientOptions = {}): Client<paths> {
   return createFetchClient<paths>(options);
 }

@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * Liveness
-         * @description Answers while the process is alive.
+         * @description Answers while the process is alive; it asks nothing of the store.
          */
         get: operations["health"];
         put?: never;
@@ -81,7 +81,10 @@ export interface paths {
          * @description Returns an access token and a refresh token (RFC 6749 §5.1 names). The refresh token is
          *     set as an httpOnly cookie, and is in the JSON answer too unless the request asks for the
          *     cookie flow with `"refresh_token_in": "cookie"`, as the browser pages do, so page
-         *     scripts never see it. A wrong name and a wrong password get the same answer.
+         *     scripts never see it. A wrong name and a wrong password get the same answer. Password
+         *     checks are limited per address, per name and per account (`LOGIN_RATE_*`), taken before
+         *     the check; past a limit, 429 with `Retry-After`. A request a browser marks as cross-site
+         *     is refused with 403 (login CSRF).
          */
         post: operations["login"];
         delete?: never;
@@ -101,13 +104,20 @@ export interface paths {
         put?: never;
         /**
          * Exchange a refresh token for a new pair
-         * @description Takes the refresh token from the `refresh_token` cookie (browsers) or from the JSON body
-         *     (API clients); the body wins when both are present. The token is rotated: the one
-         *     presented stops working. Presenting a token that was already used ends its whole
-         *     session (RFC 9700 §4.14.2). The request must be `application/json`, which a cross-site
-         *     form cannot send without a CORS preflight; and when the token comes from the cookie, a
-         *     request a browser marks as cross-site (`Sec-Fetch-Site: cross-site`, or an `Origin` that
-         *     is neither this server's nor a configured CORS origin) is refused with 403.
+         * @description Takes the refresh token from the JSON body (API clients) or, when the body has none, from
+         *     the `refresh_token` cookie (browsers, which send `{}`); the body wins when both are
+         *     present. The body is required: a JSON object, `{}` at least; a request without one (no
+         *     `Content-Type: application/json`) gets 415 and an empty one 400, so a cross-site form
+         *     can never spend the cookie. When the token comes from the cookie, a request a browser
+         *     marks as cross-site (`Sec-Fetch-Site: cross-site`, or an `Origin` that is neither this
+         *     server's nor a configured CORS origin) is refused with 403.
+         *
+         *     The token is rotated: the one presented stops working. Presented again within
+         *     `REFRESH_REUSE_INTERVAL` seconds (10 by default) of its first use, it is taken for a retry
+         *     (a lost answer, two tabs): the answer carries a new access token and the session's current
+         *     refresh token, and the session goes on. Presented again later, it is taken for a stolen
+         *     token: its whole session ends (RFC 9700 §4.14.2) and the answer is 401
+         *     `refresh_token_reused`.
          */
         post: operations["refresh"];
         delete?: never;
@@ -128,8 +138,9 @@ export interface paths {
         /**
          * End the current session
          * @description Revokes the session the access token belongs to: its refresh tokens stop working and the
-         *     access token is refused from this moment. Clears the refresh cookie. A request a browser
-         *     marks as cross-site is refused with 403, as on `POST /refresh`.
+         *     access token is refused from this moment. Clears the refresh cookie. Takes no body (one
+         *     sent is not read). A request a browser marks as cross-site is refused with 403, as on
+         *     `POST /refresh`.
          */
         post: operations["logout"];
         delete?: never;
@@ -145,7 +156,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who the token belongs to */
+        /**
+         * Who the token belongs to
+         * @description The caller's id, name and role, read from the access token itself: it asks nothing of the
+         *     store, so it keeps answering while the store is away.
+         */
         get: operations["getUser"];
         put?: never;
         post?: never;
@@ -167,8 +182,9 @@ export interface paths {
          * Change the caller's password
          * @description Ends every session of the caller, this one included. The current password is checked
          *     under a limit, as a login is (`LOGIN_RATE_NAME` checks per window for the account, taken
-         *     before the check), so a stolen access token cannot guess it; past the limit, 429. A new
-         *     password equal to the current one is refused (422).
+         *     before the check), so a stolen access token cannot guess it; past the limit, 429. A wrong
+         *     current password is 403 `invalid_current_password`; a new password equal to the current
+         *     one, or breaking the password policy, is 422.
          */
         put: operations["changePassword"];
         post?: never;
@@ -185,13 +201,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List accounts (admins only) */
+        /**
+         * List accounts (admins only)
+         * @description Every account, in the order they were made, with whether it is disabled. Only an admin's
+         *     token may ask; any other gets 403 `forbidden`. The list is not paginated.
+         */
         get: operations["listUsers"];
         put?: never;
         /**
          * Create an account (self sign-up)
          * @description Open only when the server runs with `ALLOW_SIGNUP=true`; otherwise answers 403 with the
-         *     problem type `signup_disabled`. New accounts get the role `user`.
+         *     problem type `signup_disabled`. New accounts get the role `user`. Sign-ups are limited per
+         *     address like logins (429 past the limit). A name that is taken, or too similar to an
+         *     existing one, is 409 `name_taken`; a weak password is 422 `weak_password`.
          */
         post: operations["signup"];
         delete?: never;
@@ -207,7 +229,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's active sessions */
+        /**
+         * The caller's active sessions
+         * @description The caller's sessions that have not ended or expired, newest first, each with the user
+         *     agent that logged in and whether it is the session of the token that asked. The list is
+         *     not paginated.
+         */
         get: operations["listSessions"];
         put?: never;
         post?: never;
@@ -227,7 +254,12 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** End one of the caller's sessions */
+        /**
+         * End one of the caller's sessions
+         * @description Ends one of the caller's active sessions (its refresh tokens stop working and its access
+         *     tokens are refused from this moment), such as one left logged in on another device. A
+         *     session that is not the caller's, or has ended already, is 404 `session_not_found`.
+         */
         delete: operations["deleteSession"];
         options?: never;
         head?: never;
@@ -240,19 +272,55 @@ export interface components {
     schemas: {
         /** @description An RFC 9457 problem document. */
         Problem: {
-            /** @description A URI reference naming the problem; `about:blank` or `urn:problem:<code>`. */
+            /**
+             * @description A URI naming the problem: `urn:problem-type:<code>` with `code` below, or
+             *     `about:blank` (a 500, and the HTTP server's own refusals), whose meaning is the status.
+             * @example urn:problem-type:invalid_token
+             */
             type: string;
+            /**
+             * @description The status's reason phrase (RFC 9110 §15).
+             * @example Unauthorized
+             */
             title: string;
+            /**
+             * Format: int32
+             * @example 401
+             */
             status: number;
+            /**
+             * @description What went wrong, for people; left out of a 500.
+             * @example The access token has expired.
+             */
             detail?: string;
+            /**
+             * Format: uri-reference
+             * @description Not sent by this server; allowed by RFC 9457.
+             */
             instance?: string;
-            /** @description A stable snake_case code, such as `invalid_credentials`. */
-            code?: string;
+            /**
+             * @description A stable snake_case code, the same as in `type`:
+             *     `invalid_request`, `malformed_json` (400);
+             *     `invalid_credentials`, `missing_token`, `invalid_token`, `invalid_refresh_token`,
+             *     `refresh_token_reused` (401);
+             *     `forbidden`, `cross_site_request`, `invalid_current_password`, `signup_disabled`,
+             *     `user_disabled` (403);
+             *     `not_found`, `session_not_found`, `user_not_found` (404);
+             *     `method_not_allowed` (405); `name_taken` (409); `payload_too_large` (413);
+             *     `unsupported_media_type` (415); `weak_password` (422); `rate_limited` (429);
+             *     `not_ready`, `store_unavailable`, `server_busy` (503).
+             * @enum {string}
+             */
+            code?: "invalid_request" | "malformed_json" | "invalid_credentials" | "missing_token" | "invalid_token" | "invalid_refresh_token" | "refresh_token_reused" | "forbidden" | "cross_site_request" | "invalid_current_password" | "signup_disabled" | "user_disabled" | "not_found" | "session_not_found" | "user_not_found" | "method_not_allowed" | "name_taken" | "payload_too_large" | "unsupported_media_type" | "weak_password" | "rate_limited" | "not_ready" | "store_unavailable" | "server_busy";
             checks?: components["schemas"]["Checks"];
-            /** @description For validation failures, each offending field. */
+            /** @description For validation failures, each offending field (at most 20). */
             errors?: {
-                /** @description A JSON Pointer into the request (`/body/name`). */
+                /**
+                 * @description A JSON Pointer into the request (`/body/name`, `/params/id`, `/cookies/refresh_token`, `/headers/content-type`).
+                 * @example /body/name
+                 */
                 pointer: string;
+                /** @example is required */
                 message: string;
             }[];
         };
@@ -261,7 +329,13 @@ export interface components {
             status: "ok";
             checks?: components["schemas"]["Checks"];
         };
-        /** @description The state of each dependency, by name (`store`, `redis`, `server`). */
+        /**
+         * @description The state of each dependency, by name (`store`, `redis`, `server`).
+         * @example {
+         *       "store": "up",
+         *       "redis": "up"
+         *     }
+         */
         Checks: {
             [key: string]: "up" | "degraded" | "down";
         };
@@ -269,18 +343,38 @@ export interface components {
             signup_enabled: boolean;
         };
         /**
+         * @description A random id (128 bits, base64url) of an account or a session.
+         * @example 5VXyitneEhUmFgrx-ZcfPQ
+         */
+        Id: string;
+        /**
          * @description A user name; unique regardless of case and Unicode normalisation. A new name's letters must
          *     be of one script (Unicode TR39 §5.1), and it must not look like an existing one (the same
          *     TR39 confusable skeleton, diacritics ignored): such a name is refused as taken.
+         * @example alice
          */
         Name: string;
-        /** @description Never trimmed or altered. */
+        /**
+         * @description Never trimmed or altered.
+         * @example correct horse battery staple
+         */
         Password: string;
         /**
          * @description At least 8 characters and at most 1024 bytes in UTF-8; never trimmed or altered. Not one of
          *     the common passwords (case ignored) and not the account's name: `422 weak_password` says why.
+         * @example a much longer passphrase of mine
          */
         NewPassword: string;
+        /**
+         * @description A signed JWT (HS256) carrying `sub`, `name`, `role`, `sid`, `jti`, `iat`, `exp`, `iss` and
+         *     `aud`; under 1 KiB with the default issuer and audience.
+         */
+        AccessToken: string;
+        /**
+         * @description An opaque random token (256 bits, base64url); the server keeps only its hash.
+         * @example 2442c6l-yIr9EFkCLDTDWLinEJ_UcKfsl3Wp5gyUd5o
+         */
+        RefreshToken: string;
         LoginRequest: {
             name: components["schemas"]["Name"];
             password: components["schemas"]["Password"];
@@ -296,68 +390,93 @@ export interface components {
             name: components["schemas"]["Name"];
             password: components["schemas"]["NewPassword"];
         };
+        /** @description `{}` when the refresh token rides in the cookie. */
         RefreshRequest: {
-            refresh_token?: string;
+            refresh_token?: components["schemas"]["RefreshToken"];
         };
         ChangePasswordRequest: {
             current_password: components["schemas"]["Password"];
             new_password: components["schemas"]["NewPassword"];
         };
         TokenResponse: {
-            access_token: string;
+            access_token: components["schemas"]["AccessToken"];
             /** @constant */
             token_type: "Bearer";
-            /** @description Seconds until the access token expires. */
+            /**
+             * Format: int32
+             * @description Seconds until the access token expires (`ACCESS_TOKEN_TTL`, at most a day).
+             */
             expires_in: number;
             /** @description Left out when the login asked for the cookie flow (`refresh_token_in`). */
-            refresh_token?: string;
+            refresh_token?: components["schemas"]["RefreshToken"];
         };
         RefreshResponse: {
-            access_token: string;
+            access_token: components["schemas"]["AccessToken"];
             /** @constant */
             token_type: "Bearer";
-            /** @description Seconds until the access token expires. */
+            /**
+             * Format: int32
+             * @description Seconds until the access token expires (`ACCESS_TOKEN_TTL`, at most a day).
+             */
             expires_in: number;
             /** @description The new refresh token; present only when the old one came in the body. */
-            refresh_token?: string;
+            refresh_token?: components["schemas"]["RefreshToken"];
         };
         /** @enum {string} */
         Role: "user" | "admin";
         User: {
-            id: string;
-            name: string;
+            id: components["schemas"]["Id"];
+            name: components["schemas"]["Name"];
             role: components["schemas"]["Role"];
         };
         UserDetails: {
-            id: string;
-            name: string;
+            id: components["schemas"]["Id"];
+            name: components["schemas"]["Name"];
             role: components["schemas"]["Role"];
             disabled: boolean;
             /** Format: date-time */
             created_at: string;
         };
         Session: {
-            id: string;
+            id: components["schemas"]["Id"];
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             last_used_at: string;
+            /** @description The `User-Agent` that logged in (its first 512 characters), or null when none was sent. */
             user_agent: string | null;
             /** @description Whether this is the session of the token that asked. */
             current: boolean;
         };
     };
     responses: {
-        /** @description Any client error, such as a wrong method or too many requests. */
-        ClientError: {
+        /**
+         * @description `invalid_request`: the HTTP parser refused the request (a malformed request line, header
+         *     or chunked body, or both `Content-Length` and `Transfer-Encoding`). This operation reads
+         *     no body or parameters, so nothing else of it is refused with 400.
+         */
+        MalformedRequest: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:invalid_request",
+                 *       "title": "Bad Request",
+                 *       "status": 400,
+                 *       "detail": "The request is not valid HTTP/1.1: its request line, a header or its chunked body is malformed.",
+                 *       "code": "invalid_request"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request is malformed or breaks the schema. */
+        /**
+         * @description `invalid_request`: the body breaks the schema (each offending field in `errors`, at most
+         *     20), or is empty; a name that mixes scripts is refused here too. `malformed_json`: the
+         *     body is not a JSON object. Also the HTTP parser's refusal of a malformed request.
+         */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -366,17 +485,69 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The name or the password is wrong (the same answer for both). */
-        InvalidCredentials: {
+        /**
+         * @description `invalid_request`: the body breaks the schema or is empty, or the `refresh_token` cookie
+         *     is longer than 256 characters. `malformed_json`: the body is not a JSON object. Also the
+         *     HTTP parser's refusal of a malformed request.
+         */
+        RefreshBadRequest: {
             headers: {
-                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                 [name: string]: unknown;
             };
             content: {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No token, or a token that is invalid, expired or revoked. */
+        /**
+         * @description `invalid_request`: the session id is not one this server makes (1 to 64 characters of
+         *     `A-Z a-z 0-9 _ -`). Also the HTTP parser's refusal of a malformed request.
+         */
+        BadSessionId: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:invalid_request",
+                 *       "title": "Bad Request",
+                 *       "status": 400,
+                 *       "detail": "Invalid path parameter: /params/id must match pattern \"^[A-Za-z0-9_-]+$\"",
+                 *       "code": "invalid_request",
+                 *       "errors": [
+                 *         {
+                 *           "pointer": "/params/id",
+                 *           "message": "must match pattern \"^[A-Za-z0-9_-]+$\""
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `invalid_credentials`: the name or the password is wrong (the same answer for both, and for a disabled account). */
+        InvalidCredentials: {
+            headers: {
+                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:invalid_credentials",
+                 *       "title": "Unauthorized",
+                 *       "status": 401,
+                 *       "detail": "The name or the password is wrong.",
+                 *       "code": "invalid_credentials"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description `missing_token`: no `Authorization` header. `invalid_token`: a token that is malformed,
+         *     forged, expired or revoked, or whose account is gone or disabled.
+         */
         Unauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
@@ -386,12 +557,78 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Authenticated, but not allowed. */
-        Forbidden: {
+        /**
+         * @description `invalid_refresh_token`: no refresh token was sent, or it is unknown, expired or revoked.
+         *     `refresh_token_reused`: it was used before, longer than `REFRESH_REUSE_INTERVAL` ago, so
+         *     its session has now ended. When it came in the cookie, the cookie is cleared.
+         */
+        RefreshRejected: {
+            headers: {
+                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                "Set-Cookie": components["headers"]["ClearRefreshCookie"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `forbidden`: the token is valid, but only an admin may do this. */
+        AdminOnly: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:forbidden",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "Only admins may list users.",
+                 *       "code": "forbidden"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `invalid_current_password`: the current password is wrong (it counts against the limit). */
+        WrongCurrentPassword: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:invalid_current_password",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "The current password is wrong.",
+                 *       "code": "invalid_current_password",
+                 *       "errors": [
+                 *         {
+                 *           "pointer": "/body/current_password",
+                 *           "message": "is wrong"
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `signup_disabled`: self sign-up is closed on this server (`ALLOW_SIGNUP` is not `true`). */
+        SignupDisabled: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:signup_disabled",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "Sign-up is closed on this server.",
+                 *       "code": "signup_disabled"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -405,19 +642,79 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:cross_site_request",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "This request came from another site; it is accepted only from this server's own pages or a configured origin.",
+                 *       "code": "cross_site_request"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No such resource. */
+        /** @description `session_not_found`: no active session of the caller has this id. */
         NotFound: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:session_not_found",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "No such active session.",
+                 *       "code": "session_not_found"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The resource exists already. */
+        /**
+         * @description `method_not_allowed`: the path exists, but not with this method; `Allow` lists the
+         *     methods it has. (Declared on each operation, it stands for the path's other methods.)
+         */
+        MethodNotAllowed: {
+            headers: {
+                Allow: components["headers"]["Allow"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:method_not_allowed",
+                 *       "title": "Method Not Allowed",
+                 *       "status": 405,
+                 *       "code": "method_not_allowed",
+                 *       "detail": "This method is not allowed here; see the Allow header."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request head or body did not arrive in time (`HEADERS_TIMEOUT`, `REQUEST_TIMEOUT`);
+         *     answered by the HTTP server, which then closes the connection.
+         */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Request Timeout",
+                 *       "status": 408,
+                 *       "detail": "The request did not arrive in time (HEADERS_TIMEOUT for its head, REQUEST_TIMEOUT for the whole of it)."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `name_taken`: the name is taken, or too similar to an existing one (the same skeleton, Unicode TR39). */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -426,7 +723,10 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The body is larger than the server accepts. */
+        /**
+         * @description `payload_too_large`: the body is larger than `BODY_LIMIT` bytes (16384 by default), or the
+         *     HTTP parser refused its oversized chunk extensions.
+         */
         TooLarge: {
             headers: {
                 [name: string]: unknown;
@@ -435,7 +735,31 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The body is not `application/json`. */
+        /**
+         * @description `payload_too_large`: the HTTP parser refused a chunked body's oversized chunk extensions
+         *     (this operation reads no body, but the parser reads what is sent).
+         */
+        ChunkExtensionsTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:payload_too_large",
+                 *       "title": "Payload Too Large",
+                 *       "status": 413,
+                 *       "detail": "The chunk extensions of the request body are too large.",
+                 *       "code": "payload_too_large"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description `unsupported_media_type`: the body is not `application/json`, or not in UTF-8 (a `charset`
+         *     other than `utf-8`), or has a `Content-Encoding` the server cannot undo.
+         */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -444,7 +768,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The new password breaks the password policy. */
+        /** @description `weak_password`: the new password breaks the password policy, saying why in `detail` and `errors`. */
         WeakPassword: {
             headers: {
                 [name: string]: unknown;
@@ -453,22 +777,69 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Too many attempts; try again after `Retry-After` seconds. */
+        /**
+         * @description `rate_limited`: too many password checks (per address, per name, per account, or from
+         *     this client at once); try again after `Retry-After` seconds. The attempt was not checked.
+         */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:rate_limited",
+                 *       "title": "Too Many Requests",
+                 *       "status": 429,
+                 *       "detail": "Too many attempts. Try again in 840 seconds.",
+                 *       "code": "rate_limited"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
         /**
-         * @description The store (the database) is not answering (an outage, or a query past its timeout;
-         *     `store_unavailable`), or the server is too busy checking passwords (`server_busy`). Try
-         *     again after `Retry-After` seconds (a refresh retried within the reuse interval gets the
-         *     answer the first attempt would have had). Operations that need no store, such as
-         *     `GET /user` with a valid token, keep working meanwhile.
+         * @description The request's header section is larger than the HTTP parser reads (16 KiB); answered by
+         *     the HTTP server, which then closes the connection.
+         */
+        HeadersTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Request Header Fields Too Large",
+                 *       "status": 431,
+                 *       "detail": "The request's header section is larger than the 16384 bytes this server reads."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A fault of the server's; logged, and never described to the client. */
+        InternalError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Internal Server Error",
+                 *       "status": 500
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description `store_unavailable`: the store (the database) is not answering (an outage, or a query past
+         *     its timeout). Try again after `Retry-After` seconds (a refresh retried within the reuse
+         *     interval gets the answer the first attempt would have had). Operations that need no
+         *     store, such as `GET /user` with a valid token, keep working meanwhile.
          */
         StoreUnavailable: {
             headers: {
@@ -476,14 +847,37 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:store_unavailable",
+                 *       "title": "Service Unavailable",
+                 *       "status": 503,
+                 *       "detail": "The database is not answering. Try again shortly.",
+                 *       "code": "store_unavailable"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
         /**
-         * @description Not ready, or a dependency (the store) is not answering: try again after `Retry-After`
-         *     seconds when the header is present.
+         * @description `store_unavailable`: the store is not answering (see `POST /refresh`'s 503), or
+         *     `server_busy`: every password-hashing slot and the queue behind them are taken
+         *     (`ARGON2_QUEUE_LIMIT`). Try again after `Retry-After` seconds.
          */
-        Unavailable: {
+        StoreUnavailableOrBusy: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description `not_ready`: the store does not answer, or the server is shutting down; `checks` names
+         *     each dependency's state (`server: down` while shutting down).
+         */
+        NotReady: {
             headers: {
                 [name: string]: unknown;
             };
@@ -493,22 +887,57 @@ export interface components {
         };
     };
     parameters: {
-        /** @description The refresh token, set httpOnly by `POST /login` and `POST /refresh`. */
+        /**
+         * @description The refresh token, set httpOnly by `POST /login` and `POST /refresh`. Used when the body
+         *     has no `refresh_token`; a cookie longer than 256 characters is refused with 400 whether
+         *     it is used or not.
+         * @example zdjRXSJ9egP5aQadjWefQqXm1pebTTXOFNoS7YmW0dk
+         */
         RefreshCookie: string;
     };
     requestBodies: never;
     headers: {
         /**
-         * @description `refresh_token=<token>; Path=/refresh; HttpOnly; SameSite=Strict` (plus `Secure` over
-         *     HTTPS): sent only with `POST /refresh`, never readable by page scripts; cleared on logout.
+         * @description `refresh_token=<token>; path=/refresh; expires=<date>; samesite=strict; httponly` (plus
+         *     `secure` over HTTPS): sent only with `POST /refresh`, never readable by page scripts.
+         *     After a refused refresh token that came in the cookie, the cookie is cleared instead.
+         * @example refresh_token=zdjRXSJ9egP5aQadjWefQqXm1pebTTXOFNoS7YmW0dk; path=/refresh; expires=Wed, 16 Dec 2026 19:51:55 GMT; samesite=strict; httponly
          */
         RefreshCookie: string;
-        /** @description Always `no-store`, because the body carries a token. */
+        /**
+         * @description Two cookies, both httpOnly and `samesite=strict` (plus `secure` over HTTPS): the refresh
+         *     token (`refresh_token`, `path=/refresh`), and the trusted-device token (`login_device`,
+         *     `path=/login`), which exempts this browser from the growing delays of an account under
+         *     attack.
+         * @example refresh_token=2442c6l-yIr9EFkCLDTDWLinEJ_UcKfsl3Wp5gyUd5o; path=/refresh; expires=Wed, 16 Dec 2026 19:51:55 GMT; samesite=strict; httponly
+         */
+        LoginCookies: string;
+        /**
+         * @description Clears the refresh cookie (an empty value that expired long ago).
+         * @example refresh_token=; path=/refresh; expires=Thu, 01 Jan 1970 00:00:00 GMT; samesite=strict; httponly
+         */
+        ClearRefreshCookie: string;
+        /**
+         * @description Always `no-store`.
+         * @example no-store
+         */
         NoStore: "no-store";
-        /** @description Seconds to wait before trying again. */
+        /**
+         * @description Seconds to wait before trying again (RFC 9110 §10.2.3).
+         * @example 5
+         */
         RetryAfter: number;
-        /** @description A Bearer challenge (RFC 6750 §3). */
+        /**
+         * @description A Bearer challenge (RFC 6750 §3), with `error="invalid_token"` and a description when a
+         *     token was sent and refused.
+         * @example Bearer realm="api", error="invalid_token", error_description="The access token has expired."
+         */
         WwwAuthenticate: string;
+        /**
+         * @description The methods the path has (RFC 9110 §10.2.1).
+         * @example POST
+         */
+        Allow: string;
     };
     pathItems: never;
 }
@@ -526,13 +955,24 @@ export interface operations {
             /** @description Alive. */
             200: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Status"];
                 };
             };
-            "4XX": components["responses"]["ClientError"];
+            400: components["responses"]["MalformedRequest"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
         };
     };
     ready: {
@@ -547,14 +987,20 @@ export interface operations {
             /** @description Ready. */
             200: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Status"];
                 };
             };
-            503: components["responses"]["Unavailable"];
-            "4XX": components["responses"]["ClientError"];
+            400: components["responses"]["MalformedRequest"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["NotReady"];
         };
     };
     serverInfo: {
@@ -569,13 +1015,24 @@ export interface operations {
             /** @description Settings. */
             200: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "signup_enabled": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["ServerInfo"];
                 };
             };
-            "4XX": components["responses"]["ClientError"];
+            400: components["responses"]["MalformedRequest"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
         };
     };
     login: {
@@ -597,7 +1054,7 @@ export interface operations {
              */
             200: {
                 headers: {
-                    "Set-Cookie": components["headers"]["RefreshCookie"];
+                    "Set-Cookie": components["headers"]["LoginCookies"];
                     "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
@@ -608,10 +1065,14 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["InvalidCredentials"];
             403: components["responses"]["CrossSite"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
-            503: components["responses"]["StoreUnavailable"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailableOrBusy"];
         };
     };
     refresh: {
@@ -620,7 +1081,12 @@ export interface operations {
             header?: never;
             path?: never;
             cookie?: {
-                /** @description The refresh token, set httpOnly by `POST /login` and `POST /refresh`. */
+                /**
+                 * @description The refresh token, set httpOnly by `POST /login` and `POST /refresh`. Used when the body
+                 *     has no `refresh_token`; a cookie longer than 256 characters is refused with 400 whether
+                 *     it is used or not.
+                 * @example zdjRXSJ9egP5aQadjWefQqXm1pebTTXOFNoS7YmW0dk
+                 */
                 refresh_token?: components["parameters"]["RefreshCookie"];
             };
         };
@@ -644,11 +1110,15 @@ export interface operations {
                     "application/json": components["schemas"]["RefreshResponse"];
                 };
             };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
+            400: components["responses"]["RefreshBadRequest"];
+            401: components["responses"]["RefreshRejected"];
             403: components["responses"]["CrossSite"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
@@ -664,13 +1134,20 @@ export interface operations {
             /** @description Logged out. */
             204: {
                 headers: {
-                    "Set-Cookie": components["headers"]["RefreshCookie"];
+                    "Set-Cookie": components["headers"]["ClearRefreshCookie"];
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            400: components["responses"]["MalformedRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["CrossSite"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
@@ -686,13 +1163,27 @@ export interface operations {
             /** @description The caller. */
             200: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "5VXyitneEhUmFgrx-ZcfPQ",
+                     *       "name": "alice",
+                     *       "role": "user"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
+            400: components["responses"]["MalformedRequest"];
             401: components["responses"]["Unauthorized"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
         };
     };
     changePassword: {
@@ -704,25 +1195,36 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "current_password": "correct horse battery staple",
+                 *       "new_password": "a much longer passphrase of mine"
+                 *     }
+                 */
                 "application/json": components["schemas"]["ChangePasswordRequest"];
             };
         };
         responses: {
-            /** @description Changed. */
+            /** @description Changed; every session of the caller has ended. */
             204: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["WrongCurrentPassword"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["WeakPassword"];
             429: components["responses"]["TooManyRequests"];
-            503: components["responses"]["StoreUnavailable"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailableOrBusy"];
         };
     };
     listUsers: {
@@ -737,14 +1239,39 @@ export interface operations {
             /** @description Every account. */
             200: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": "Qm9vdHN0cmFwQWRtaW4wMQ",
+                     *         "name": "admin",
+                     *         "role": "admin",
+                     *         "disabled": false,
+                     *         "created_at": "2026-11-30T09:12:44.101Z"
+                     *       },
+                     *       {
+                     *         "id": "5VXyitneEhUmFgrx-ZcfPQ",
+                     *         "name": "alice",
+                     *         "role": "user",
+                     *         "disabled": false,
+                     *         "created_at": "2026-12-02T19:51:55.720Z"
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["UserDetails"][];
                 };
             };
+            400: components["responses"]["MalformedRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["AdminOnly"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
@@ -757,6 +1284,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "bob",
+                 *       "password": "a long enough passphrase"
+                 *     }
+                 */
                 "application/json": components["schemas"]["SignupRequest"];
             };
         };
@@ -764,20 +1297,32 @@ export interface operations {
             /** @description Created. */
             201: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "6zj-aJxeoCRLYOaVJnhLwQ",
+                     *       "name": "bob",
+                     *       "role": "user"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
             400: components["responses"]["BadRequest"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["SignupDisabled"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["WeakPassword"];
             429: components["responses"]["TooManyRequests"];
-            503: components["responses"]["StoreUnavailable"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailableOrBusy"];
         };
     };
     listSessions: {
@@ -792,13 +1337,38 @@ export interface operations {
             /** @description Active sessions, newest first. */
             200: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": "vzbVhg1JhetZcwNFp6SAOg",
+                     *         "created_at": "2026-12-02T19:51:55.720Z",
+                     *         "last_used_at": "2026-12-02T20:06:41.003Z",
+                     *         "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                     *         "current": true
+                     *       },
+                     *       {
+                     *         "id": "kL0x3mWq9dZ8fT2uYb7nRA",
+                     *         "created_at": "2026-11-28T08:02:10.415Z",
+                     *         "last_used_at": "2026-12-01T17:45:02.988Z",
+                     *         "user_agent": null,
+                     *         "current": false
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["Session"][];
                 };
             };
+            400: components["responses"]["MalformedRequest"];
             401: components["responses"]["Unauthorized"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
@@ -807,8 +1377,11 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The session id, as listed by `GET /sessions`. */
-                id: string;
+                /**
+                 * @description The session id, as listed by `GET /sessions`.
+                 * @example kL0x3mWq9dZ8fT2uYb7nRA
+                 */
+                id: components["schemas"]["Id"];
             };
             cookie?: never;
         };
@@ -817,13 +1390,19 @@ export interface operations {
             /** @description Ended. */
             204: {
                 headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            400: components["responses"]["BadRequest"];
+            400: components["responses"]["BadSessionId"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["StoreUnavailable"];
         };
     };

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type { operations } from '../generated/openapi';
 import type { AccessClaims } from '../services/tokens';
 import type { OperationId } from './contract';
+import type { AUTH_USE } from './handlers';
 
 type Op<K extends OperationId> = operations[K];
 
@@ -26,13 +27,32 @@ export type Reply<K extends OperationId> = {
     : { status: S; body?: undefined };
 }[keyof Op<K>['responses'] & SuccessStatus];
 
-export interface HandlerInput<K extends OperationId> {
+/**
+ * What a handler reads of the caller's verified access token: `required`, it reads the claims and
+ * cannot do without them; `optional`, it reads them when a token was sent; `none`, it never does.
+ * Start-up checks each operation's use against the contract's `security` (contract-router.ts).
+ */
+export type AuthUse = 'required' | 'optional' | 'none';
+
+/** One {@link AuthUse} per operation. */
+export type AuthUses = { readonly [K in OperationId]: AuthUse };
+
+/**
+ * `auth` as the handler of K may read it, from the handlers' own {@link AUTH_USE} table: a handler
+ * whose entry says `none` has no `auth` at all, so reading the claims without declaring it fails
+ * `tsc`, and what it declares is what start-up holds the contract to.
+ */
+type AuthInput<U extends AuthUse> = U extends 'required'
+  ? { /** The verified access token's claims. */ auth: AccessClaims }
+  : U extends 'optional'
+    ? { /** The verified access token's claims, when the request carried one. */ auth: AccessClaims | undefined }
+    : unknown;
+
+export type HandlerInput<K extends OperationId> = {
   body: RequestBody<K>;
   params: PathParams<K>;
-  /** The verified access token, on operations that require one. */
-  auth: AccessClaims;
   ctx: Context;
-}
+} & AuthInput<(typeof AUTH_USE)[K]>;
 
 export type Handler<K extends OperationId> = (input: HandlerInput<K>) => Promise<Reply<K>> | Reply<K>;
 

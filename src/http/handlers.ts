@@ -7,7 +7,7 @@ import type { LoginLimiter } from '../services/login-limiter';
 import type { Logger } from '../services/logger';
 import { nameKey } from '../services/names';
 import type { Store } from '../store/store';
-import type { Handlers } from './handler-types';
+import type { AuthUses, Handlers } from './handler-types';
 import { requestLogger } from './request-log';
 import type { SameOriginGuard } from './same-origin';
 
@@ -31,6 +31,26 @@ export interface HandlerDeps {
   /** Refuses cross-site requests to the operations the refresh cookie can drive. */
   sameOrigin: SameOriginGuard;
 }
+
+/**
+ * What each handler reads of the caller's access token (see {@link AuthUses}). The handler types
+ * come from this table (a handler marked `none` has no `auth` to read), and start-up refuses a
+ * contract whose `security` lets an operation be called without the token its handler reads.
+ */
+export const AUTH_USE = {
+  health: 'none',
+  ready: 'none',
+  serverInfo: 'none',
+  login: 'none',
+  refresh: 'none',
+  signup: 'none',
+  logout: 'required',
+  getUser: 'required',
+  changePassword: 'required',
+  listUsers: 'required',
+  listSessions: 'required',
+  deleteSession: 'required',
+} as const satisfies AuthUses;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

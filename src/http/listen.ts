@@ -2,6 +2,7 @@ import http from 'node:http';
 import net, { type Socket } from 'node:net';
 import type { HttpLimits } from '../config';
 import type { Logger } from '../services/logger';
+import { parserRefusalResponse } from './parser-refusal';
 
 /** How a {@link Listening.shutdown} ended. */
 export type ShutdownOutcome = 'clean' | 'timeout';
@@ -108,6 +109,29 @@ export async function listen(handler: http.RequestListener, opts: ListenOptions)
     });
   });
   server.on('request', handler);
+
+  // What Node's parser refuses (a 431 header overflow, a malformed request line or header, a
+  // request past HEADERS_TIMEOUT or REQUEST_TIMEOUT) it answers itself with a bare status line
+  // and no body; with a listener here the answer is ours: the same status, as problem+json.
+  const refused = new WeakSet<Socket>();
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    // The parser reports each later chunk again once it has failed: one answer per connection.
+    if (refused.has(socket)) return;
+    refused.add(socket);
+    const conn = connections.get(socket);
+    // Node's docs for 'clientError': a reset peer has nobody to answer, and a socket that has
+    // begun writing a response must not get a second one in the middle of it.
+    const responding = conn !== undefined && [...conn.responses].some((res) => res.headersSent);
+    if (error.code === 'ECONNRESET' || !socket.writable || responding) {
+      socket.destroy();
+      return;
+    }
+    const { status, bytes } = parserRefusalResponse(error.code);
+    logger.info({ status, code: error.code }, 'request refused by the HTTP parser');
+    // Ends once the answer is flushed; a client that never reads it is cut off after the idle bound.
+    socket.setTimeout(limits.connectionIdleTimeout);
+    socket.end(bytes, () => socket.destroy());
+  });
 
   // Node closes a connection over maxConnections as soon as it is accepted ('drop' since 18.6).
   let dropped = 0;

@@ -34,19 +34,37 @@ function rebase(node: unknown): unknown {
   return node;
 }
 
-/** ajv's errors as field errors with JSON Pointers into the request (`/body/name`). */
+/** At most this many field errors are reported: a body of 16 KiB could otherwise name thousands. */
+export const MAX_FIELD_ERRORS = 20;
+/** Longest pointer reported; an unknown property with a longer name is reported at its parent. */
+export const MAX_POINTER_CHARS = 256;
+
+/** RFC 6901 §3: `~` and `/` in a property name are escaped in a JSON Pointer. */
+const escapePointer = (name: string) => name.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/**
+ * ajv's errors as field errors with JSON Pointers into the request (`/body/name`): at most
+ * {@link MAX_FIELD_ERRORS}, each pointer at most {@link MAX_POINTER_CHARS} characters, so the
+ * problem document stays small whatever the request (the contract's `Problem` says so).
+ */
 export function fieldErrors(errors: ErrorObject[] | null | undefined, prefix: string): FieldError[] {
   const out: FieldError[] = [];
   const seen = new Set<string>();
   for (const e of errors ?? []) {
+    if (out.length >= MAX_FIELD_ERRORS) break;
     let pointer = prefix + e.instancePath;
     let message = e.message ?? 'is invalid';
     if (e.keyword === 'required') {
-      pointer += `/${(e.params as { missingProperty: string }).missingProperty}`;
+      pointer += `/${escapePointer((e.params as { missingProperty: string }).missingProperty)}`;
       message = 'is required';
     } else if (e.keyword === 'additionalProperties') {
-      pointer += `/${(e.params as { additionalProperty: string }).additionalProperty}`;
-      message = 'is not allowed';
+      const name = escapePointer((e.params as { additionalProperty: string }).additionalProperty);
+      if (pointer.length + 1 + name.length <= MAX_POINTER_CHARS) {
+        pointer += `/${name}`;
+        message = 'is not allowed';
+      } else {
+        message = 'has a property that is not allowed (its name is too long to repeat)';
+      }
     }
     const key = `${pointer} ${message}`;
     if (!seen.has(key)) {

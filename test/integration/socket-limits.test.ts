@@ -1,5 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
+import { listen } from '../../src/http/listen';
+import { createLogger } from '../../src/http/request-log';
 import { type RunningServer, startServer, tempDir } from '../support/server-process';
 
 const SECRET = 'a-production-secret-of-at-least-32-bytes!!';
@@ -94,6 +96,37 @@ function trickle(socket: net.Socket, chunks: string[], everyMs: number): NodeJS.
   return timer;
 }
 
+/** A raw HTTP/1.1 answer taken apart: status, headers (lower-cased names) and body. */
+function parseAnswer(raw: string): { status: number; headers: Record<string, string>; body: string } {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end === -1) throw new Error(`no complete head in: ${JSON.stringify(raw)}`);
+  const [statusLine, ...lines] = raw.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine ?? '')?.[1]), headers, body: raw.slice(end + 4) };
+}
+
+/**
+ * Checks that a raw answer is the problem+json refusal of `status`, complete (Content-Length
+ * bytes of body), closing the connection, and returns its problem document.
+ */
+function expectRefusal(raw: string, status: number): Record<string, unknown> {
+  const answer = parseAnswer(raw);
+  expect(answer.status).toBe(status);
+  expect(answer.headers['content-type']).toBe('application/problem+json');
+  expect(answer.headers['connection']).toBe('close');
+  expect(answer.headers['cache-control']).toBe('no-store');
+  expect(Buffer.byteLength(answer.body)).toBe(Number(answer.headers['content-length']));
+  const problem = JSON.parse(answer.body) as Record<string, unknown>;
+  expect(problem).toMatchObject({ title: http.STATUS_CODES[status], status });
+  expect(problem['type'] === 'about:blank' || String(problem['type']).startsWith('urn:problem-type:')).toBe(true);
+  expect(typeof problem['detail']).toBe('string');
+  return problem;
+}
+
 const healthz = (keepAlive: boolean) => `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
 
 describe('socket limits of the real process', () => {
@@ -136,7 +169,7 @@ describe('socket limits of the real process', () => {
     trickle(p.socket, Array.from({ length: 100 }, () => 'X'), 200);
     const after = await p.closedWithin(HEADERS_TIMEOUT + CHECK_SLACK);
     expect(after).not.toBeNull();
-    expect(p.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect(expectRefusal(p.received(), 408)).toMatchObject({ type: 'about:blank', title: 'Request Timeout' });
     expect(after).toBeGreaterThanOrEqual(HEADERS_TIMEOUT - 50);
     expect(after).toBeLessThan(HEADERS_TIMEOUT + CHECK_SLACK);
   });
@@ -148,9 +181,39 @@ describe('socket limits of the real process', () => {
     trickle(p.socket, body.split(''), 200);
     const after = await p.closedWithin(REQUEST_TIMEOUT + CHECK_SLACK);
     expect(after).not.toBeNull();
-    expect(p.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect(expectRefusal(p.received(), 408)).toMatchObject({ type: 'about:blank', title: 'Request Timeout' });
     expect(after).toBeGreaterThanOrEqual(REQUEST_TIMEOUT - 50);
     expect(after).toBeLessThan(REQUEST_TIMEOUT + CHECK_SLACK);
+  });
+
+  test('when a request header is 20 KB, then the answer is 431 problem+json and the connection closes', async () => {
+    const p = await probe();
+    p.socket.write(`GET /user HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: ${'a'.repeat(20 * 1024)}\r\n\r\n`);
+    expect(await p.closedWithin(2_000)).not.toBeNull();
+    expect(expectRefusal(p.received(), 431)).toMatchObject({ type: 'about:blank', title: 'Request Header Fields Too Large' });
+  });
+
+  test.each([
+    ['a garbage request line', '\x01\x02 nonsense\r\n\r\n'],
+    ['a malformed version', 'GET /healthz HTTP/1.x\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['a header name with a space', 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n'],
+    ['both Content-Length and Transfer-Encoding', 'POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+  ])('when a request has %s, then the answer is 400 problem+json and the connection closes', async (_name, request) => {
+    const p = await probe();
+    p.socket.write(request);
+    expect(await p.closedWithin(2_000)).not.toBeNull();
+    expect(expectRefusal(p.received(), 400)).toMatchObject({ type: 'urn:problem-type:invalid_request', code: 'invalid_request' });
+  });
+
+  test('when a malformed request follows a good one on a keep-alive connection, then the good one is answered and the bad one gets 400 problem+json', async () => {
+    const p = await probe();
+    p.socket.write(healthz(true));
+    await p.waitFor('{"status":"ok"}');
+    const before = p.received().length;
+    p.socket.write('GET /healthz HTTP/9.9 extra\r\n\r\n');
+    expect(await p.closedWithin(2_000)).not.toBeNull();
+    expect(p.received().slice(0, before)).toMatch(/^HTTP\/1\.1 200 /);
+    expectRefusal(p.received().slice(before), 400);
   });
 
   test('when a keep-alive connection stays idle after an answer, then it is closed after KEEP_ALIVE_TIMEOUT, not before', async () => {
@@ -233,3 +296,37 @@ async function waitForHealth(srv: RunningServer): Promise<void> {
   }
   throw new Error(`server did not answer /healthz in time\nstdout: ${srv.stdout()}\nstderr: ${srv.stderr()}`);
 }
+
+describe('HTTP-parser refusals on a connection already answering', () => {
+  test('when a malformed request arrives while a response is being written, then no refusal is written into it and the connection is destroyed', async () => {
+    let release: () => void = () => undefined;
+    const served = await listen(
+      (_req, res) => {
+        // Headers and part of a body out; the rest held back until the test says.
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.write('partial');
+        release = () => res.end('-rest');
+      },
+      {
+        host: '127.0.0.1',
+        port: 0,
+        limits: { headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 5_000, connectionIdleTimeout: 5_000, maxConnections: 10, shutdownDrainDelay: 0 },
+        shutdownTimeout: 1_000,
+        logger: createLogger('silent'),
+      },
+    );
+    const p = await connect(served.port);
+    try {
+      p.socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await p.waitFor('partial');
+      p.socket.write('\x01\x02 nonsense\r\n\r\n');
+      expect(await p.closedWithin(2_000)).not.toBeNull();
+      expect(p.received()).toMatch(/^HTTP\/1\.1 200 /);
+      expect(p.received()).not.toMatch(/HTTP\/1\.1 400|problem\+json/);
+    } finally {
+      release();
+      p.socket.destroy();
+      await served.shutdown();
+    }
+  });
+});

@@ -53,6 +53,11 @@ function bodyShapeCases(method: Method, path: string, auth: boolean, valid: Reco
     [`when ${op} gets a urlencoded form, then 415 naming the content type`, { given: given('application/x-www-form-urlencoded', 'name=a&password=b'), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
     [`when ${op} gets a multipart form, then 415 naming the content type`, { given: given('multipart/form-data; boundary=b', '--b\r\nContent-Disposition: form-data; name="name"\r\n\r\na\r\n--b--\r\n'), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
     [`when ${op} gets no body and no content type, then 415 naming the content type`, { given: given(undefined, undefined), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
+    // The body is required: the parser reads nothing as {}, which must not pass for one.
+    [`when ${op} gets an empty JSON body, then 400 invalid_request naming /body`, { given: given(JSON_TYPE, ''), want: { status: 400, code: 'invalid_request', pointers: ['/body'] } }],
+    // RFC 8259 §8.1: JSON is UTF-8; another charset is refused, not misread as UTF-8.
+    [`when ${op} gets charset=utf-16, then 415 naming the content type`, { given: given(`${JSON_TYPE}; charset=utf-16`, JSON.stringify(valid)), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
+    [`when ${op} gets an unknown charset, then 415 naming the content type`, { given: given(`${JSON_TYPE}; charset=bogus`, JSON.stringify(valid)), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
   ];
 }
 
@@ -234,6 +239,49 @@ describe('the same requests, put right, get through', () => {
     const res = await t.http().post('/login').set('Content-Type', JSON_TYPE).send(sized({ name: 'putright' }, 'password', 40));
     expectContract(res, 'POST', '/login');
     expect(res.status).toBe(401); // read, valid, and simply the wrong password
+    await t.close();
+  });
+});
+
+describe('what the contract bounds, the server enforces', () => {
+  test('when the refresh cookie is longer than its maxLength (256), then 400 invalid_request naming /cookies/refresh_token, not 401', async () => {
+    const t = await makeApp();
+    const res = expectContract(await t.http().post('/refresh').set('Cookie', `refresh_token=${long(300)}`).send({}), 'POST', '/refresh');
+    expectProblem(res, 400, 'invalid_request');
+    expect(res.body.errors).toEqual([{ pointer: '/cookies/refresh_token', message: 'must NOT have more than 256 characters' }]);
+    // At the limit it is read, and is simply unknown.
+    const atLimit = expectContract(await t.http().post('/refresh').set('Cookie', `refresh_token=${long(256)}`).send({}), 'POST', '/refresh');
+    expectProblem(atLimit, 401, 'invalid_refresh_token');
+    await t.close();
+  });
+
+  test('when the body is JSON with charset=UTF-8 (any case) or utf8, then it is read', async () => {
+    const t = await makeApp();
+    for (const type of [`${JSON_TYPE}; charset=UTF-8`, `${JSON_TYPE}; charset=utf8`, `${JSON_TYPE};charset="utf-8"`]) {
+      const res = expectContract(await t.http().post('/login').set('Content-Type', type).send(JSON.stringify(login)), 'POST', '/login');
+      expect([type, res.status, res.body.code]).toEqual([type, 401, 'invalid_credentials']);
+    }
+    await t.close();
+  });
+
+  test('when a body breaks the schema in a hundred places, then the problem names 20 of them (Problem.errors maxItems)', async () => {
+    const t = await makeApp();
+    const body = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`extra${i}`, i]));
+    const res = expectContract(await t.http().post('/login').send(body), 'POST', '/login');
+    expectProblem(res, 400, 'invalid_request');
+    expect(res.body.errors).toHaveLength(20);
+    await t.close();
+  });
+
+  test('when an unknown property has a name longer than a pointer may be (256), then it is named at its parent', async () => {
+    const t = await makeApp();
+    const res = expectContract(await t.http().post('/login').send({ ...login, [long(1000)]: 1, 'a/b~c': 2 }), 'POST', '/login');
+    expectProblem(res, 400, 'invalid_request');
+    expect(res.body.errors).toEqual([
+      { pointer: '/body', message: 'has a property that is not allowed (its name is too long to repeat)' },
+      // RFC 6901 §3: "~" and "/" escaped.
+      { pointer: '/body/a~1b~0c', message: 'is not allowed' },
+    ]);
     await t.close();
   });
 });

@@ -29,5 +29,8 @@ export const readsBody: Handler<'login'> = ({ body }) => {
   return { status: 200, body: { access_token: name + email, token_type: 'Bearer', expires_in: 1, refresh_token: 'r' } };
 };
 
+// @ts-expect-error: login's handler is marked `none` in AUTH_USE (the contract lets anyone call it): it has no claims to read
+export const loginReadsClaims: Handler<'login'> = ({ auth }) => ({ status: 200, body: { access_token: String(auth), token_type: 'Bearer', expires_in: 1 } });
+
 // @ts-expect-error: a Handlers object must have a handler for every operation
 export const missing: Handlers = { getUser: goodUser };

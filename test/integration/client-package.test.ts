@@ -1,0 +1,127 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { type RunningServer, startServer, tempDir } from '../support/server-process';
+
+/**
+ * The typed client as a consumer gets it: `npm pack`, installed into a project of its own,
+ * the README's snippet compiled there under `tsc --strict` and run against the built server.
+ */
+const run = promisify(execFile);
+const ROOT = path.join(__dirname, '..', '..');
+const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const README_URL = 'http://127.0.0.1:3000';
+const ADMIN_PASSWORD = 'a-test-admin-passphrase-of-some-length';
+
+/** The first ```ts block of the README's "Typed client" section. */
+function readmeSnippet(): string {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.split(/^### Typed client$/m)[1];
+  const block = section ? /```ts\n([\s\S]*?)```/.exec(section) : null;
+  if (!block?.[1]) throw new Error('README.md has no ```ts block under "### Typed client"');
+  return block[1];
+}
+
+/** The npm that runs this test, or the one on PATH. */
+function npm(args: string[], cwd: string) {
+  const cli = process.env['npm_execpath'];
+  return cli && /npm-cli\.js$/.test(cli)
+    ? run(process.execPath, [cli, ...args], { cwd, timeout: 60_000 })
+    : run('npm', args, { cwd, timeout: 60_000 });
+}
+
+test('when the type test compiles the README snippet, then it is the README\'s word for word', () => {
+  const check = fs.readFileSync(path.join(ROOT, 'test', 'types', 'readme-client.check.mts'), 'utf8');
+  const between = /\/\/ README snippet: begin\n([\s\S]*?)\/\/ README snippet: end\n/.exec(check);
+  expect(between?.[1]).toBe(readmeSnippet());
+});
+
+describe('the package, packed and installed into another project', () => {
+  let work: string;
+  let tarball: string;
+  let packed: string[];
+  let server: RunningServer | undefined;
+
+  beforeAll(async () => {
+    // Packed with --ignore-scripts: `prepare` would rebuild dist/ while other test files run
+    // the server from it. npm test builds just before jest; say so when that was skipped.
+    const built = path.join(ROOT, 'dist', 'client.d.ts');
+    if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(path.join(ROOT, 'src', 'client.ts')).mtimeMs) {
+      throw new Error('dist/client.d.ts is missing or older than src/client.ts: run `npm run build` first (npm test does)');
+    }
+    work = tempDir('client-package-');
+    const { stdout } = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT);
+    const [info] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
+    tarball = path.join(work, info!.filename);
+    packed = info!.files.map((f) => f.path).sort();
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  test('when packed, then the tarball holds the built client, its declarations and the generated types, and nothing of the server', () => {
+    expect(packed).toEqual(['README.md', 'dist/client.d.ts', 'dist/client.js', 'dist/generated/openapi.d.ts', 'package.json']);
+  });
+
+  test('when installed, then the README snippet compiles under tsc --strict and logs in and asks who it is', async () => {
+    const project = path.join(work, 'consumer');
+    fs.mkdirSync(project);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> };
+    const spec = `file:${path.relative(project, tarball)}`;
+    // An ES module project, so the snippet may await at top level, as the README's does.
+    fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { [pkg.name]: spec } }));
+    // Offline: after `npm ci` the npm cache holds the tarballs of our dependencies but not the
+    // registry's documents npm resolves versions with, so `npm install --offline <tarball>`
+    // cannot resolve them. The consumer gets a lockfile instead: the tarball, and our
+    // production tree as package-lock.json pins it (--ignore-scripts: no native builds).
+    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
+    const packages: Record<string, unknown> = {
+      '': { name: 'consumer', dependencies: { [pkg.name]: spec } },
+      [`node_modules/${pkg.name}`]: { version: pkg.version, resolved: spec, dependencies: pkg.dependencies },
+    };
+    for (const [where, entry] of Object.entries(lock.packages)) {
+      if (where.startsWith('node_modules/') && !entry.dev && !entry.devOptional) packages[where] = entry;
+    }
+    fs.writeFileSync(path.join(project, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }));
+    await npm(['ci', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], project);
+
+    server = await startServer({ NODE_ENV: 'test', JWT_SECRET: 'a-test-secret-that-is-at-least-32-bytes!', DATABASE_URL: 'sqlite::memory:', ADMIN_PASSWORD });
+    // The snippet as the README has it, given the admin's password and the server's address.
+    const snippet = readmeSnippet();
+    expect(snippet).toContain(README_URL);
+    fs.writeFileSync(
+      path.join(project, 'snippet.ts'),
+      `const password = ${JSON.stringify(ADMIN_PASSWORD)};\n${snippet.replace(README_URL, server.url)}console.log(JSON.stringify(me.data));\n`,
+    );
+    // The declarations are real: with `any` (the TS7016 this once was) these would not fail.
+    fs.writeFileSync(
+      path.join(project, 'typed.ts'),
+      [
+        `import { createClient } from '${pkg.name}';`,
+        `const api = createClient({ baseUrl: '${README_URL}' });`,
+        '// @ts-expect-error: the contract has no GET /users/me',
+        "await api.GET('/users/me');",
+        '// @ts-expect-error: the login body needs a password',
+        "await api.POST('/login', { body: { name: 'admin' } });",
+        '',
+      ].join('\n'),
+    );
+    fs.writeFileSync(
+      path.join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', lib: ['ES2022', 'DOM'], types: [] },
+        files: ['snippet.ts', 'typed.ts'],
+      }),
+    );
+    await run(process.execPath, [TSC, '-p', project, '--pretty', 'false'], { cwd: project, timeout: 30_000 }).catch((error: { stdout?: string }) => {
+      throw new Error(`the README snippet does not compile in a consumer project:\n${error.stdout ?? String(error)}`);
+    });
+
+    const { stdout } = await run(process.execPath, ['snippet.js'], { cwd: project, timeout: 15_000 });
+    const me = JSON.parse(stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
+    expect(me).toEqual({ id: expect.any(String), name: 'admin', role: 'admin' });
+  }, 90_000);
+});
