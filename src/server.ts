@@ -7,30 +7,13 @@ import { listen } from './http/listen';
 import { createLogger } from './http/request-log';
 import { createLoginLimiter } from './services/login-limiter';
 import { createHealth } from './services/health';
-import type { Logger } from './services/logger';
 import { createRedisRevocationBus, redisOptions } from './services/redis-revocation-bus';
 import { createPasswords } from './services/passwords';
-import { describeStoreError, isStoreUnavailable } from './store/availability';
-import { openStore, StoreStartupError } from './store/open-store';
+import { describeStoreError, retryWhileStoreAway, type StoreWait } from './store/availability';
+import { openStore } from './store/open-store';
 
 /** How often the Redis subscription is checked (a frozen Redis keeps its sockets open). */
 const REDIS_PING_INTERVAL_MS = 1_000;
-
-/** Runs `step` until it succeeds, pausing while the store is away, for up to `boundMs`. */
-async function retryWhileStoreAway(boundMs: number, logger: Logger, step: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
-    try {
-      return await step();
-    } catch (error) {
-      if (!isStoreUnavailable(error)) throw error;
-      const reason = describeStoreError(error);
-      if (Date.now() + delay > deadline) throw new StoreStartupError(`The database stopped answering during start-up: ${reason}`, { cause: error });
-      logger.warn({ event: 'store_wait', delayMs: delay, reason }, `the database does not answer (${reason}); trying again in ${delay} ms`);
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-}
 
 /** Runs the server: the one place that reads process.env, opens the store and listens. */
 async function main(): Promise<void> {
@@ -48,12 +31,13 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   config = resolveSecret(config, logger);
   const health = createHealth(logger);
+  const onWait = ({ attempt, delayMs, reason }: StoreWait) =>
+    logger.warn({ event: 'store_wait', attempt, delayMs, reason }, `the database cannot be reached yet (${reason}); trying again in ${delayMs} ms`);
   const store = await openStore(config.databaseUrl, {
     timeouts: config.storeTimeouts,
     // An idle pooled connection the database closed: the pool replaces it on demand.
     onBackgroundError: (error) => health.set('store', 'down', describeStoreError(error)),
-    onWait: ({ attempt, delayMs, reason }) =>
-      logger.warn({ event: 'store_wait', attempt, delayMs, reason }, `the database cannot be reached yet (${reason}); trying again in ${delayMs} ms`),
+    onWait,
   });
   health.set('store', 'up');
   let redis: Redis | undefined;
@@ -91,10 +75,14 @@ async function main(): Promise<void> {
   const { auth, revocations } = app.services;
   // The store answered the migration a moment ago, but may have gone since: keep trying within
   // the same start-up bound. Both steps are safe to repeat.
-  await retryWhileStoreAway(config.storeTimeouts.startup, logger, async () => {
-    await ensureAdmin(config, store, auth, logger, (line) => process.stdout.write(line));
-    await revocations.sync();
-  });
+  await retryWhileStoreAway(
+    config.storeTimeouts.startup,
+    async () => {
+      await ensureAdmin(config, store, auth, logger, (line) => process.stdout.write(line));
+      await revocations.sync();
+    },
+    { giveUp: (reason) => `The database stopped answering during start-up: ${reason}`, onWait },
+  );
   revocations.start(
     config.revocationPollInterval,
     (err) => health.set('store', 'down', `revocation poll failed: ${describeStoreError(err)}`),

@@ -59,27 +59,24 @@ export function createHandlers(deps: HandlerDeps): Handlers {
   const { auth, store, limiter } = deps;
   const log = (ctx: Context) => ({ log: requestLogger(ctx, deps.logger) });
 
-  const setRefreshCookie = (ctx: Context, value: string | null, maxAgeSeconds = 0) => {
+  /** An httpOnly, SameSite=Strict cookie for `path` only; `null` clears it. */
+  const setCookie = (ctx: Context, name: string, path: string, value: string | null, maxAgeSeconds = 0) => {
     const secure = deps.cookieSecure === 'auto' ? ctx.secure : deps.cookieSecure;
     // Koa refuses to set a Secure cookie on a plain connection unless told the client is on
     // HTTPS (behind a TLS-terminating proxy, with COOKIE_SECURE=true).
     if (secure) ctx.cookies.secure = true;
-    ctx.cookies.set(REFRESH_COOKIE, value, {
+    ctx.cookies.set(name, value, {
       httpOnly: true,
       sameSite: 'strict',
       secure,
-      path: REFRESH_COOKIE_PATH,
+      path,
       overwrite: true,
       ...(value === null ? { expires: new Date(0) } : { maxAge: maxAgeSeconds * 1000 }),
     });
   };
-
+  const setRefreshCookie = (ctx: Context, value: string | null, maxAgeSeconds = 0) => setCookie(ctx, REFRESH_COOKIE, REFRESH_COOKIE_PATH, value, maxAgeSeconds);
   // The trusted-device token: sent back only to POST /login, never readable by page scripts.
-  const setDeviceCookie = (ctx: Context, value: string) => {
-    const secure = deps.cookieSecure === 'auto' ? ctx.secure : deps.cookieSecure;
-    if (secure) ctx.cookies.secure = true;
-    ctx.cookies.set(DEVICE_COOKIE, value, { httpOnly: true, sameSite: 'strict', secure, path: DEVICE_COOKIE_PATH, overwrite: true, maxAge: DEVICE_TRUST_SECONDS * 1000 });
-  };
+  const setDeviceCookie = (ctx: Context, value: string) => setCookie(ctx, DEVICE_COOKIE, DEVICE_COOKIE_PATH, value, DEVICE_TRUST_SECONDS);
 
   /** The pair; the refresh token always in the cookie, and in the body only when `inBody`. */
   const tokenReply = (ctx: Context, pair: TokenPair, inBody: boolean) => {

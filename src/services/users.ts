@@ -1,6 +1,6 @@
 import type { Clock } from '../clock';
 import { AuthError } from '../errors';
-import type { Role, Store, UserRecord } from '../store/store';
+import type { NewUser, Role, Store, UserRecord } from '../store/store';
 import { checkName, nameKey, nameSkeleton } from './names';
 import { checkPasswordPolicy, type Passwords } from './passwords';
 import type { RevocationList } from './revocations';
@@ -67,6 +67,14 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
     return ids.length;
   };
 
+  /** A new account as the store takes it, once the name and password pass their policies. */
+  const newUser = async (name: string, password: string, role: Role, client?: string): Promise<NewUser> => {
+    checkName(name, '/body/name');
+    checkPasswordPolicy(password, '/body/password', { name });
+    const passwordHash = await passwords.hash(password, client);
+    return { id: randomId(), name, nameKey: nameKey(name), nameSkeleton: nameSkeleton(name), passwordHash, role, now: clock.now() };
+  };
+
   const mustFind = async (name: string) => {
     const user = await store.findUserByNameKey(nameKey(name));
     if (!user) throw userNotFound(name);
@@ -76,20 +84,10 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
   return {
     listUsers: () => store.listUsers(),
 
-    async addUser(name, password, role, client) {
-      checkName(name, '/body/name');
-      checkPasswordPolicy(password, '/body/password', { name });
-      const passwordHash = await passwords.hash(password, client);
-      const names = { name, nameKey: nameKey(name), nameSkeleton: nameSkeleton(name) };
-      const user = await store.createUser({ id: randomId(), ...names, passwordHash, role, now: clock.now() });
-      return toPublicUser(user);
-    },
+    addUser: async (name, password, role, client) => toPublicUser(await store.createUser(await newUser(name, password, role, client))),
 
     async addFirstUser(name, password, role) {
-      checkName(name, '/body/name');
-      checkPasswordPolicy(password, '/body/password', { name });
-      const names = { name, nameKey: nameKey(name), nameSkeleton: nameSkeleton(name) };
-      const user = { id: randomId(), ...names, passwordHash: await passwords.hash(password), role, now: clock.now() };
+      const user = await newUser(name, password, role);
       return (await store.createFirstUser(user)) ? toPublicUser(user) : undefined;
     },
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AuthError } from '../errors';
 import type { Store } from './store';
 
@@ -80,4 +81,45 @@ export function guardStore(store: Store): Store {
     };
   }
   return guarded as unknown as Store;
+}
+
+/** Start-up gave up on the store; the message says why, in the driver's words. */
+export class StoreStartupError extends Error {
+  override readonly name = 'StoreStartupError';
+}
+
+/** One pause of {@link retryWhileStoreAway}. */
+export interface StoreWait {
+  attempt: number;
+  delayMs: number;
+  /** The driver's words for why the store is away ({@link describeStoreError}). */
+  reason: string;
+}
+
+/**
+ * Runs `step` until it succeeds, pausing while the store is away (250 ms, doubling up to 5 s) for
+ * up to `boundMs`; then throws a {@link StoreStartupError} whose message is `giveUp(reason)`.
+ * Any other error is thrown at once.
+ */
+export async function retryWhileStoreAway<T>(
+  boundMs: number,
+  step: () => Promise<T>,
+  opts: { giveUp: (reason: string) => string; onWait?: (wait: StoreWait) => void },
+): Promise<T> {
+  const started = Date.now();
+  let delay = 250;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!isStoreUnavailable(error)) throw error;
+      const reason = describeStoreError(error);
+      const left = boundMs - (Date.now() - started);
+      if (left <= 0) throw new StoreStartupError(opts.giveUp(reason), { cause: error });
+      const pause = Math.min(delay, left);
+      opts.onWait?.({ attempt, delayMs: pause, reason });
+      await sleep(pause);
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
 }

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type { StoreTimeouts } from '../config';
-import { describeStoreError, guardStore, isStoreUnavailable } from './availability';
+import { guardStore, isStoreUnavailable, retryWhileStoreAway, type StoreWait } from './availability';
+
+export { StoreStartupError } from './availability';
 import { createKyselyStore, migrate } from './kysely-store';
 import type { Database } from './schema';
 import type { Store } from './store';
@@ -26,12 +27,7 @@ export interface OpenStoreOptions {
    */
   onBackgroundError?: (error: unknown) => void;
   /** Told each time start-up could not reach the store and will try again after `delayMs`. */
-  onWait?: (info: { attempt: number; delayMs: number; reason: string }) => void;
-}
-
-/** Start-up gave up on the store; the message says why, in the driver's words. */
-export class StoreStartupError extends Error {
-  override readonly name = 'StoreStartupError';
+  onWait?: (wait: StoreWait) => void;
 }
 
 /**
@@ -43,33 +39,24 @@ export class StoreStartupError extends Error {
  */
 export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<Store> {
   const timeouts = opts.timeouts ?? DEFAULT_STORE_TIMEOUTS;
-  const started = Date.now();
-  let delay = 250;
-  for (let attempt = 1; ; attempt += 1) {
-    const db = new Kysely<Database>({ dialect: dialectFor(url, timeouts, opts.onBackgroundError) });
-    try {
-      // Concurrent starts are safe: kysely's migrator holds a PostgreSQL advisory lock while it
-      // migrates (and creates its own tables race-free), and the first admin is made with an
-      // insert-if-absent (createFirstUser).
-      await migrate(db);
-      return guardStore(createKyselyStore(db));
-    } catch (error) {
-      await db.destroy().catch(() => undefined);
-      if (!isStoreUnavailable(error)) throw error;
-      const reason = describeStoreError(error);
-      const left = timeouts.startup - (Date.now() - started);
-      if (left <= 0) {
-        throw new StoreStartupError(
-          `The database could not be reached${timeouts.startup > 0 ? ` within ${timeouts.startup / 1000} s (STORE_STARTUP_TIMEOUT)` : ''}: ${reason}`,
-          { cause: error },
-        );
+  const bound = timeouts.startup > 0 ? ` within ${timeouts.startup / 1000} s (STORE_STARTUP_TIMEOUT)` : '';
+  return retryWhileStoreAway(
+    timeouts.startup,
+    async () => {
+      const db = new Kysely<Database>({ dialect: dialectFor(url, timeouts, opts.onBackgroundError) });
+      try {
+        // Concurrent starts are safe: kysely's migrator holds a PostgreSQL advisory lock while it
+        // migrates (and creates its own tables race-free), and the first admin is made with an
+        // insert-if-absent (createFirstUser).
+        await migrate(db);
+        return guardStore(createKyselyStore(db));
+      } catch (error) {
+        await db.destroy().catch(() => undefined);
+        throw error;
       }
-      const pause = Math.min(delay, left);
-      opts.onWait?.({ attempt, delayMs: pause, reason });
-      await sleep(pause);
-      delay = Math.min(delay * 2, 5_000);
-    }
-  }
+    },
+    { giveUp: (reason) => `The database could not be reached${bound}: ${reason}`, ...(opts.onWait ? { onWait: opts.onWait } : {}) },
+  );
 }
 
 type PgPool = import('pg').Pool;
