@@ -21,8 +21,14 @@ export default {
   },
   overrides: [
     {
-      // Public by design (`security: []`): liveness, readiness and the login page's settings.
-      files: [op('/healthz', 'get'), op('/readyz', 'get'), op('/info', 'get')],
+      // Public by design (`security: []`): liveness, readiness, the login page's settings, and the public keys and metadata resource servers fetch.
+      files: [
+        op('/healthz', 'get'),
+        op('/readyz', 'get'),
+        op('/info', 'get'),
+        op('/.well-known/jwks.json', 'get'),
+        op('/.well-known/oauth-authorization-server', 'get'),
+      ],
       rules: { 'owasp:api2:2023-read-restricted': 'off' },
     },
     {
@@ -32,7 +38,14 @@ export default {
     },
     {
       // These check no token, so they never answer 401; a declared 401 would be untrue.
-      files: [op('/healthz', 'get'), op('/readyz', 'get'), op('/info', 'get'), op('/users', 'post')],
+      files: [
+        op('/healthz', 'get'),
+        op('/readyz', 'get'),
+        op('/info', 'get'),
+        op('/users', 'post'),
+        op('/.well-known/jwks.json', 'get'),
+        op('/.well-known/oauth-authorization-server', 'get'),
+      ],
       rules: { 'owasp:api8:2023-define-error-responses-401': 'off' },
     },
     {
@@ -47,6 +60,8 @@ export default {
         op('/users', 'get'),
         op('/sessions', 'get'),
         op('/sessions/{id}', 'delete'),
+        op('/.well-known/jwks.json', 'get'),
+        op('/.well-known/oauth-authorization-server', 'get'),
       ],
       rules: { 'owasp:api4:2023-rate-limit-responses-429': 'off' },
     },

@@ -20,6 +20,7 @@ import { createHealth, type Health } from './services/health';
 import { createLoginLimiter, type LoginLimiter } from './services/login-limiter';
 import type { Passwords } from './services/passwords';
 import { createRevocationList, type RevocationBus, type RevocationList } from './services/revocations';
+import { createKeyring, type KeyChangeBus, type Keyring } from './services/signing-keys';
 import { createTokens, type Tokens } from './services/tokens';
 import type { Store } from './store/store';
 
@@ -37,11 +38,15 @@ export interface AppDeps {
   revocationBus?: RevocationBus;
   /** The instance's health (dependency states, draining); a fresh one when left out. */
   health?: Health;
+  /** Tells the other instances of a key change at once (Redis pub/sub); optional. */
+  keyChangeBus?: KeyChangeBus;
 }
 
 export interface Services {
   auth: AuthService;
   tokens: Tokens;
+  /** The signing keys; `sync()` loads them (start-up, and then every poll interval). */
+  keyring: Keyring;
   revocations: RevocationList;
   limiter: LoginLimiter;
   contract: Contract;
@@ -57,9 +62,22 @@ export function createServices(deps: AppDeps): Services {
   const { config, store, passwords, logger } = deps;
   const clock = deps.clock ?? systemClock;
   if (config.jwtSecret === undefined) throw new TypeError('createServices needs config.jwtSecret');
+  const keyring = createKeyring({
+    store,
+    clock,
+    settings: {
+      algorithm: config.jwtAlgorithm,
+      rootSecret: config.jwtSecret,
+      accessTokenTtl: config.accessTokenTtl,
+      clockSkew: config.clockSkew,
+      publishLeadMs: config.keyPublishLead * 1000,
+      rotationPeriodMs: config.keyRotationPeriod * 1000,
+    },
+    ...(deps.keyChangeBus ? { bus: deps.keyChangeBus } : {}),
+  });
   const tokens = createTokens(
     {
-      secret: config.jwtSecret,
+      keyring,
       issuer: config.jwtIssuer,
       audience: config.jwtAudience,
       accessTokenTtl: config.accessTokenTtl,
@@ -90,7 +108,7 @@ export function createServices(deps: AppDeps): Services {
       refreshReuseGraceMs: config.refreshReuseInterval * 1000,
     },
   });
-  return { auth, tokens, revocations, limiter, contract: deps.contract ?? loadContract(), health: deps.health ?? createHealth(logger) };
+  return { auth, tokens, keyring, revocations, limiter, contract: deps.contract ?? loadContract(), health: deps.health ?? createHealth(logger) };
 }
 
 /**
@@ -160,6 +178,14 @@ export function createApp(deps: AppDeps): AuthApp {
     logger,
     store: deps.store,
     health: services.health,
+    keyring: services.keyring,
+    discovery: {
+      publicUrl: config.publicUrl,
+      algorithm: config.jwtAlgorithm,
+      // Shorter than the publish lead: a resource server's cached JWKS has every new key before
+      // it signs (RFC 9111 max-age; at most 5 minutes).
+      jwksMaxAge: Math.min(300, Math.floor(config.keyPublishLead / 2)),
+    },
     limiter: services.limiter,
     allowSignup: config.allowSignup,
     cookieSecure: config.cookieSecure,

@@ -3,6 +3,10 @@ import path from 'node:path';
 import { AuthError } from './errors';
 import { checkPasswordPolicy } from './services/password-policy';
 
+/** The signing algorithms this server issues access tokens with (`JWT_ALGORITHM`). */
+export const SIGNING_ALGORITHMS = ['HS256', 'ES256', 'EdDSA'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
 /** The server's settings, parsed and checked once from the environment. */
 export interface Config {
   readonly env: 'production' | 'development' | 'test';
@@ -12,6 +16,14 @@ export interface Config {
   readonly jwtSecret: string | undefined;
   readonly jwtIssuer: string;
   readonly jwtAudience: string;
+  /** The algorithm access tokens are signed with, and the only one accepted. */
+  readonly jwtAlgorithm: SigningAlgorithm;
+  /** Seconds between a new key's publication in the JWKS and its first signature. */
+  readonly keyPublishLead: number;
+  /** Seconds a key signs before the next one takes over by itself; 0: only `npm run keys -- rotate`. */
+  readonly keyRotationPeriod: number;
+  /** The server's URL as clients reach it (no trailing slash), for the metadata; else the request's origin. */
+  readonly publicUrl: string | undefined;
   /** Seconds. */
   readonly accessTokenTtl: number;
   /** Seconds a refresh token lives unused. */
@@ -199,6 +211,17 @@ export function loadConfig(env: Env): Config {
     problems.push(`JWT_SECRET is required when NODE_ENV=production (at least ${MIN_SECRET_BYTES} bytes; make one with: openssl rand -base64 48)`);
   }
 
+  const jwtAlgorithm = (str('JWT_ALGORITHM') ?? 'HS256') as SigningAlgorithm;
+  if (!SIGNING_ALGORITHMS.includes(jwtAlgorithm)) problems.push(`JWT_ALGORITHM must be one of ${SIGNING_ALGORITHMS.join(', ')} (got "${jwtAlgorithm}")`);
+  const keyPublishLead = int('JWT_KEY_PUBLISH_LEAD', 600, 0, 7 * 86_400);
+  const keyRotationPeriod = int('JWT_KEY_ROTATION_PERIOD', 0, 0, 366 * 86_400);
+  if (keyRotationPeriod > 0 && keyRotationPeriod <= keyPublishLead) problems.push('JWT_KEY_ROTATION_PERIOD must be longer than JWT_KEY_PUBLISH_LEAD (or 0 for no automatic rotation)');
+  let publicUrl = str('PUBLIC_URL');
+  if (publicUrl !== undefined) {
+    publicUrl = publicUrl.replace(/\/+$/, '');
+    if (!/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) problems.push(`PUBLIC_URL must be an http(s) URL without query or fragment, like https://auth.example (got "${publicUrl}")`);
+  }
+
   const adminName = str('ADMIN_NAME') ?? 'admin';
   if (adminName.length > 64) problems.push('ADMIN_NAME must be at most 64 characters');
   const adminPassword = env['ADMIN_PASSWORD'] === '' ? undefined : env['ADMIN_PASSWORD'];
@@ -240,6 +263,10 @@ export function loadConfig(env: Env): Config {
     jwtSecret,
     jwtIssuer: str('JWT_ISSUER') ?? 'koa-jwt-auth-server',
     jwtAudience: str('JWT_AUDIENCE') ?? 'koa-jwt-auth-server',
+    jwtAlgorithm,
+    keyPublishLead,
+    keyRotationPeriod,
+    publicUrl,
     accessTokenTtl: int('ACCESS_TOKEN_TTL', 900, 1, 86_400),
     refreshTokenTtl: int('REFRESH_TOKEN_TTL', 14 * 86_400, 60),
     sessionMaxAge: int('SESSION_MAX_AGE', 30 * 86_400, 60),

@@ -7,7 +7,7 @@ import { listen } from './http/listen';
 import { createLogger } from './http/request-log';
 import { createLoginLimiter } from './services/login-limiter';
 import { createHealth } from './services/health';
-import { createRedisRevocationBus, redisOptions } from './services/redis-revocation-bus';
+import { createRedisKeyChangeBus, createRedisRevocationBus, redisOptions } from './services/redis-revocation-bus';
 import { createPasswords } from './services/passwords';
 import { describeStoreError, retryWhileStoreAway, type StoreWait } from './store/availability';
 import { openStore } from './store/open-store';
@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     });
   }
   const bus = redis && subscriber ? createRedisRevocationBus(redis, subscriber, { health, pingIntervalMs: REDIS_PING_INTERVAL_MS }) : undefined;
+  const keyChangeBus = redis && subscriber ? createRedisKeyChangeBus(redis, subscriber) : undefined;
   const passwords = await createPasswords(config.argon2);
   const app = createApp({
     config,
@@ -71,13 +72,17 @@ async function main(): Promise<void> {
     health,
     limiter: createLoginLimiter(config.rateLimit, config.rateLimit.store === 'redis' ? redis : undefined),
     ...(bus ? { revocationBus: bus } : {}),
+    ...(keyChangeBus ? { keyChangeBus } : {}),
   });
-  const { auth, revocations } = app.services;
+  const { auth, revocations, keyring } = app.services;
   // The store answered the migration a moment ago, but may have gone since: keep trying within
   // the same start-up bound. Both steps are safe to repeat.
   await retryWhileStoreAway(
     config.storeTimeouts.startup,
     async () => {
+      // The signing keys first: loaded, or the first one made (race-free across instances). A
+      // key that does not decrypt (another JWT_SECRET) ends start-up here, saying so.
+      await keyring.sync();
       await ensureAdmin(config, store, auth, logger, (line) => process.stdout.write(line));
       await revocations.sync();
     },
@@ -88,6 +93,9 @@ async function main(): Promise<void> {
     (err) => health.set('store', 'down', `revocation poll failed: ${describeStoreError(err)}`),
     () => health.set('store', 'up'),
   );
+  // Keys change rarely and are announced on the bus; the poll (at the revocations' interval)
+  // catches what the bus missed and makes the next key when automatic rotation is due.
+  keyring.start(config.revocationPollInterval, (err) => logger.error({ err }, 'signing keys could not be reloaded'));
   const prune = setInterval(() => {
     store.pruneSessions(Date.now() - 86_400_000).catch((err) => logger.error({ err }, 'session pruning failed'));
   }, 3_600_000);
@@ -115,6 +123,7 @@ async function main(): Promise<void> {
     // Every request has been answered: only now may revocations stop arriving (requests are
     // still served during SHUTDOWN_DRAIN_DELAY) and the store they used go.
     revocations.stop();
+    keyring.stop();
     clearInterval(prune);
     try {
       await store.close();

@@ -67,6 +67,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/jwks.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public signing keys (JWKS)
+         * @description The public keys (RFC 7517 JWK Set) of every signing key that may verify an access token
+         *     now: the next key (published ahead of its first signature, `JWT_KEY_PUBLISH_LEAD`), the
+         *     current one, and retired ones until their last token has expired. Resource servers fetch
+         *     it to verify tokens by their `kid`. An HS256 server publishes no key (a symmetric key is
+         *     never published): `keys` is empty. Cacheable for a few minutes (less than the publish
+         *     lead); with `If-None-Match` carrying the current `ETag` the answer is 304.
+         */
+        get: operations["getJwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/oauth-authorization-server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Authorization server metadata (RFC 8414)
+         * @description Where resource servers find the keys (`jwks_uri`) and which issuer and algorithm to expect.
+         *     URLs are built from `PUBLIC_URL`, or from the request's origin when it is unset (behind a
+         *     proxy, with `TRUST_PROXY`). This server is not a full OAuth 2.0 authorization server: it
+         *     has no authorization endpoint (so `response_types_supported` is empty); `token_endpoint`
+         *     is `POST /login`, which issues the tokens (`POST /refresh` renews them), and takes no
+         *     client authentication (`none`). `access_token_signing_alg_values_supported` is an
+         *     extension (RFC 8414 §2 allows more members): the algorithm access tokens are signed with.
+         */
+        get: operations["getServerMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/login": {
         parameters: {
             query?: never;
@@ -339,6 +390,34 @@ export interface components {
         Checks: {
             [key: string]: "up" | "degraded" | "down";
         };
+        /** @description A public signing key (RFC 7517 §4; RFC 7518 §6.2 for EC, RFC 8037 for OKP). */
+        Jwk: {
+            /** @enum {string} */
+            kty: "EC" | "OKP";
+            /** @enum {string} */
+            crv: "P-256" | "Ed25519";
+            x: string;
+            y?: string;
+            kid: string;
+            /** @enum {string} */
+            alg: "ES256" | "EdDSA";
+            /** @constant */
+            use: "sig";
+        };
+        Jwks: {
+            keys: components["schemas"]["Jwk"][];
+        };
+        ServerMetadata: {
+            /** Format: uri */
+            issuer: string;
+            /** Format: uri */
+            jwks_uri: string;
+            /** Format: uri */
+            token_endpoint: string;
+            token_endpoint_auth_methods_supported: "none"[];
+            response_types_supported: string[];
+            access_token_signing_alg_values_supported: ("HS256" | "ES256" | "EdDSA")[];
+        };
         ServerInfo: {
             signup_enabled: boolean;
         };
@@ -366,7 +445,7 @@ export interface components {
          */
         NewPassword: string;
         /**
-         * @description A signed JWT (HS256) carrying `sub`, `name`, `role`, `sid`, `jti`, `iat`, `exp`, `iss` and
+         * @description A signed JWT (`JWT_ALGORITHM`: HS256, ES256 or EdDSA; its key named by `kid`) carrying `sub`, `name`, `role`, `sid`, `jti`, `iat`, `exp`, `iss` and
          *     `aud`; under 1 KiB with the default issuer and audience.
          */
         AccessToken: string;
@@ -923,6 +1002,17 @@ export interface components {
          */
         NoStore: "no-store";
         /**
+         * @description `public, max-age=<seconds>`: at most 5 minutes, and less than half `JWT_KEY_PUBLISH_LEAD`,
+         *     so a cached key set has every key before it signs.
+         * @example public, max-age=300
+         */
+        PublicCache: string;
+        /**
+         * @description A strong validator of the key set (RFC 9110 §8.8.3); send it back in `If-None-Match`.
+         * @example "3q2-7w6R2mYk5d1Zk8yqS3bE0Yc"
+         */
+        ETag: string;
+        /**
          * @description Seconds to wait before trying again (RFC 9110 §10.2.3).
          * @example 5
          */
@@ -1025,6 +1115,101 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["ServerInfo"];
+                };
+            };
+            400: components["responses"]["MalformedRequest"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getJwks: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description An `ETag` of an earlier answer (RFC 9110 §13.1.2).
+                 * @example "3q2-7w6R2mYk5d1Zk8yqS3bE0Yc"
+                 */
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key set. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["PublicCache"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Jwks"];
+                };
+            };
+            /** @description Not modified since the answer whose `ETag` was sent; no body. */
+            304: {
+                headers: {
+                    "Cache-Control": components["headers"]["PublicCache"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `invalid_request`: an `If-None-Match` longer than 1024 characters, or a request the
+             *     HTTP parser refused (a malformed request line, header or chunked body).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getServerMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metadata. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["PublicCache"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "issuer": "https://auth.example",
+                     *       "jwks_uri": "https://auth.example/.well-known/jwks.json",
+                     *       "token_endpoint": "https://auth.example/login",
+                     *       "token_endpoint_auth_methods_supported": [
+                     *         "none"
+                     *       ],
+                     *       "response_types_supported": [],
+                     *       "access_token_signing_alg_values_supported": [
+                     *         "ES256"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ServerMetadata"];
                 };
             };
             400: components["responses"]["MalformedRequest"];

@@ -164,8 +164,9 @@ type AnyHandler = (input: { body: unknown; params: unknown; auth: unknown; ctx: 
 
 function dispatch(handler: AnyHandler): Middleware {
   const send = (ctx: Context, reply: { status: number; body?: unknown }) => {
-    // Responses of the API are personal or carry tokens: never cached.
-    ctx.set('Cache-Control', 'no-store');
+    // Responses of the API are personal or carry tokens: never cached. The few public ones (the
+    // key set, the metadata) set their own Cache-Control, as the contract says.
+    if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'no-store');
     ctx.status = reply.status;
     if (reply.body !== undefined) ctx.body = reply.body;
   };

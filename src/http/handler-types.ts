@@ -15,7 +15,8 @@ export type RequestBody<K extends OperationId> = Op<K> extends { requestBody: { 
 
 export type PathParams<K extends OperationId> = Op<K>['parameters'] extends { path: infer P } ? P : Record<string, never>;
 
-type SuccessStatus = 200 | 201 | 202 | 204;
+// 304: a conditional GET whose validator still matches (the JWKS).
+type SuccessStatus = 200 | 201 | 202 | 204 | 304;
 
 /**
  * What a handler may answer: one of the operation's success statuses with exactly the body the

@@ -3,7 +3,9 @@ import { AuthError } from '../errors';
 import type { AuthService, TokenPair } from '../services/auth';
 import { DEVICE_TRUST_SECONDS } from '../services/device-tokens';
 import type { DependencyState, Health } from '../services/health';
+import { createHash } from 'node:crypto';
 import type { LoginLimiter } from '../services/login-limiter';
+import type { Keyring, PublicJwk, SigningAlgorithm } from '../services/signing-keys';
 import type { Logger } from '../services/logger';
 import { nameKey } from '../services/names';
 import type { Store } from '../store/store';
@@ -30,6 +32,27 @@ export interface HandlerDeps {
   cookieSecure: 'auto' | boolean;
   /** Refuses cross-site requests to the operations the refresh cookie can drive. */
   sameOrigin: SameOriginGuard;
+  /** The public keys for the JWKS. */
+  keyring: Pick<Keyring, 'publicJwks'>;
+  discovery: {
+    /** The server's URL as clients reach it; else the request's origin. */
+    publicUrl: string | undefined;
+    algorithm: SigningAlgorithm;
+    /** Seconds the key set and metadata may be cached. */
+    jwksMaxAge: number;
+  };
+}
+
+/** The contract's bound on `If-None-Match` (GET /.well-known/jwks.json). */
+const IF_NONE_MATCH_MAX = 1_024;
+
+/**
+ * Whether `If-None-Match` matches `etag` (RFC 9110 §13.1.2: weak comparison, `*` matches any).
+ */
+function noneMatch(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  const bare = etag.replace(/^W\//, '');
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === bare);
 }
 
 /**
@@ -50,6 +73,8 @@ export const AUTH_USE = {
   listUsers: 'required',
   listSessions: 'required',
   deleteSession: 'required',
+  getJwks: 'none',
+  getServerMetadata: 'none',
 } as const satisfies AuthUses;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -79,6 +104,19 @@ export function createHandlers(deps: HandlerDeps): Handlers {
   const setDeviceCookie = (ctx: Context, value: string) => setCookie(ctx, DEVICE_COOKIE, DEVICE_COOKIE_PATH, value, DEVICE_TRUST_SECONDS);
 
   /** The pair; the refresh token always in the cookie, and in the body only when `inBody`. */
+  // The key set as sent, and its ETag, made again only when the keys change.
+  let jwksCache: { ids: string; body: { keys: PublicJwk[] }; etag: string } | undefined;
+  const jwks = () => {
+    const keys = deps.keyring.publicJwks();
+    const ids = keys.map((k) => k.kid).join(',');
+    if (jwksCache?.ids !== ids) {
+      const body = { keys };
+      jwksCache = { ids, body, etag: `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"` };
+    }
+    return jwksCache;
+  };
+  const publicCache = `public, max-age=${deps.discovery.jwksMaxAge}`;
+
   const tokenReply = (ctx: Context, pair: TokenPair, inBody: boolean) => {
     setRefreshCookie(ctx, pair.refreshToken, pair.refreshExpiresIn);
     const body = { access_token: pair.accessToken, token_type: 'Bearer' as const, expires_in: pair.expiresIn };
@@ -183,6 +221,36 @@ export function createHandlers(deps: HandlerDeps): Handlers {
           user_agent: s.userAgent,
           current: s.id === claims.sid,
         })),
+      };
+    },
+
+    getJwks({ ctx }) {
+      const { body, etag } = jwks();
+      ctx.set('Cache-Control', publicCache);
+      ctx.set('ETag', etag);
+      const ifNoneMatch = ctx.get('if-none-match');
+      if (ifNoneMatch.length > IF_NONE_MATCH_MAX) {
+        const message = `must be at most ${IF_NONE_MATCH_MAX} characters`;
+        throw new AuthError('invalid_request', `Invalid header: /headers/if-none-match ${message}`, { errors: [{ pointer: '/headers/if-none-match', message }] });
+      }
+      if (ifNoneMatch && noneMatch(ifNoneMatch, etag)) return { status: 304 };
+      return { status: 200, body };
+    },
+
+    getServerMetadata({ ctx }) {
+      // Without PUBLIC_URL: as this request reached the server (X-Forwarded-Proto and -Host with TRUST_PROXY).
+      const base = deps.discovery.publicUrl ?? `${ctx.protocol}://${ctx.host}`;
+      ctx.set('Cache-Control', publicCache);
+      return {
+        status: 200,
+        body: {
+          issuer: base,
+          jwks_uri: `${base}/.well-known/jwks.json`,
+          token_endpoint: `${base}/login`,
+          token_endpoint_auth_methods_supported: ['none' as const],
+          response_types_supported: [],
+          access_token_signing_alg_values_supported: [deps.discovery.algorithm],
+        },
       };
     },
 

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import type jwt from 'jsonwebtoken';
 import { AuthError } from '../errors';
 import type { RevocationList } from '../services/revocations';
-import type { Tokens } from '../services/tokens';
+import { type Tokens, UnknownKeyError } from '../services/tokens';
 
 /** The token of `Bearer <token>` (scheme case-insensitive, one space, as koa-jwt reads it), else undefined. */
 function bearerToken(header: string): string | undefined {
@@ -37,7 +37,8 @@ function refused(cause?: unknown): AuthError {
 
 /**
  * The guard of every operation that is not `security: []`: koa-jwt, configured so it accepts
- * only what this server issues (HS256 with the server's key, its issuer and audience, an `exp`,
+ * only what this server issues (the configured algorithm, with the key its `kid` names in the
+ * keyring and that key's own algorithm, its issuer and audience, an `exp`,
  * no `crit` header, the claims of the right types) of a session that has not been revoked
  * (koa-jwt's `isRevoked`). The verified claims land in `ctx.state.auth`. Failures are
  * `missing_token` and `invalid_token` errors, which `problemResponses` answers with a 401 and a
@@ -59,26 +60,47 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
   const { tokens, revocations } = opts;
   // koa-jwt hands its whole options object to jsonwebtoken.verify, so the pinned verify options
   // and koa-jwt's own live in one object (added to, not copied: see verifyOptions).
+  const isRevoked = async (ctx: Context, decoded: object, token: string) => {
+    const claims = tokens.acceptVerified(token, decoded as jwt.Jwt);
+    if (revocations.has(claims.sid)) return true;
+    ctx.state['auth'] = claims;
+    return false;
+  };
   const options = Object.assign(tokens.verifyOptions(), {
-    secret: tokens.key,
+    // The key by the token's kid, from the in-memory keyring (no store access); koa-jwt calls
+    // this with the decoded header. A header without a known kid, with another alg than its
+    // key's, or naming a key of its own (jku, jwk, x5u, x5c) is refused here.
+    secret: async (header: jwt.JwtHeader) => tokens.keyFor(header),
     // koa-jwt's complete result ({ header, payload, signature }); the claims go to `auth`.
     key: 'jwt',
     passthrough: true,
     // Runs only after jsonwebtoken accepted the signature and the registered claims. A throw here
     // refuses the token as well.
-    isRevoked: async (ctx: Context, decoded: object, token: string) => {
-      const claims = tokens.acceptVerified(token, decoded as jwt.Jwt);
-      if (revocations.has(claims.sid)) return true;
-      ctx.state['auth'] = claims;
-      return false;
-    },
+    isRevoked,
   });
-  const guard = koaJwt(options as unknown as koaJwt.Options) as unknown as Middleware;
+  // jsonwebtoken 9 (under koa-jwt) knows no EdDSA: for it the same steps, with the signature and
+  // the registered claims checked by tokens.verifyEdDsa, and failures handed on the same way.
+  const guard: Middleware =
+    tokens.keyring.algorithm === 'EdDSA'
+      ? async (ctx, next) => {
+          try {
+            const token = bearerToken(ctx.get('authorization')) as string;
+            if (await isRevoked(ctx, tokens.verifyEdDsa(token), token)) throw new Error(REVOKED);
+          } catch (error) {
+            ctx.state['jwtOriginalError'] = error;
+          }
+          return next();
+        }
+      : (koaJwt(options as unknown as koaJwt.Options) as unknown as Middleware);
   // Refused texts and their detail, least recently used out first.
   const refusedTexts = new LRUCache<string, string>({ max: REFUSED_CACHE_SIZE });
+  // A key change can turn a refusal into an acceptance (a kid learned late): start afresh.
+  tokens.keyring.onChange(() => refusedTexts.clear());
   const remember = (token: string, failure: unknown) => {
     const name = (failure as { name?: unknown }).name;
     if (name === 'TokenExpiredError' || name === 'NotBeforeError' || token.length > REFUSED_MAX_CHARS) return;
+    // An unknown kid may be a key another instance has just made: verified afresh next time.
+    if (failure instanceof UnknownKeyError) return;
     refusedTexts.set(token, refusalDetail(failure));
   };
 

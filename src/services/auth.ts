@@ -100,7 +100,9 @@ export function createAuthService(deps: AuthDeps): AuthService {
   const { store, tokens, passwords, revocations, clock, logger, settings, limiter, devices } = deps;
   const users = createUserAdmin({ store, passwords, clock, revocations });
 
-  const issue = (user: PublicUser, session: { id: string; expiresAt: number }, refreshToken: string, refreshExpiresAt: number): TokenPair => {
+  const issue = async (user: PublicUser, session: { id: string; expiresAt: number }, refreshToken: string, refreshExpiresAt: number): Promise<TokenPair> => {
+    // The first token of a process waits for the keys to be loaded (start-up loads them first).
+    await tokens.keyring.ready();
     const access = tokens.signAccess(user, session.id, session.expiresAt);
     return {
       accessToken: access.token,
@@ -184,7 +186,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
         { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
       );
       log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
-      return { ...issue(user, session, refreshToken, refreshExpiresAt), deviceToken: devices.issue(key, device) };
+      return { ...(await issue(user, session, refreshToken, refreshExpiresAt)), deviceToken: devices.issue(key, device) };
     },
 
     async refresh(refreshToken, call) {

@@ -2,8 +2,11 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type { Revocation } from '../store/store';
 import type { Health } from './health';
 import type { RevocationBus } from './revocations';
+import type { KeyChangeBus } from './signing-keys';
 
 export const REVOCATION_CHANNEL = 'auth:revocations';
+/** Where "the signing keys changed" goes; the message carries nothing: receivers reload the keys. */
+export const KEY_CHANGE_CHANNEL = 'auth:signing-keys';
 
 /** How the instance speaks of itself while the subscription is down. */
 const DEGRADED = 'revocations from other instances arrive by polling only';
@@ -133,4 +136,48 @@ export function createRevocationPublisher(url: string, timeoutMs: number, channe
       return sent;
     },
   };
+}
+
+/**
+ * A {@link KeyChangeBus} over the revocation bus's two connections (a connection in subscriber
+ * mode may hold several channels): a rotation, retirement or removal made anywhere makes every
+ * instance reload its keys at once. The subscription is made again on every 'ready', and each
+ * time the listener is told to catch up (the keys poll is the safety net meanwhile). Its health
+ * is the revocation bus's.
+ */
+export function createRedisKeyChangeBus(publisher: Redis, subscriber: Redis, channel = KEY_CHANGE_CHANNEL): KeyChangeBus {
+  return {
+    publish() {
+      publisher.publish(channel, '1').catch(() => undefined);
+    },
+    subscribe(listener, onResubscribed) {
+      const subscribeNow = () => {
+        subscriber.subscribe(channel).then(
+          () => onResubscribed?.(),
+          () => undefined,
+        );
+      };
+      subscriber.on('ready', subscribeNow);
+      subscriber.on('message', (ch: string) => {
+        if (ch === channel) listener();
+      });
+      if (subscriber.status === 'ready') subscribeNow();
+    },
+  };
+}
+
+/** For the keys CLI: tells running servers that the keys changed, and waits (bounded) for it to go out. */
+export async function publishKeyChange(url: string, timeoutMs: number, channel = KEY_CHANGE_CHANNEL): Promise<boolean> {
+  const { Redis } = require('ioredis') as typeof import('ioredis');
+  const redis = new Redis(url, { ...redisOptions(timeoutMs), enableOfflineQueue: true, lazyConnect: true, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    const sent = await Promise.race([
+      redis.publish(channel, '1').then(() => true, () => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs * 2).unref()),
+    ]);
+    return sent;
+  } finally {
+    redis.disconnect();
+  }
 }

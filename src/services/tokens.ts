@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, type KeyObject, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, type KeyObject, randomBytes, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock';
 import type { Role } from '../store/store';
+import { type KeyLookup, staticHs256Keyring } from './signing-keys';
 
 /** The claims of an access token as this server issues them. */
 export interface AccessClaims {
@@ -19,7 +20,10 @@ export interface AccessClaims {
 }
 
 export interface TokenSettings {
-  secret: string;
+  /** The signing keys. */
+  keyring?: KeyLookup;
+  /** Instead of `keyring`: one fixed HS256 key (tools and tests). */
+  secret?: string;
   issuer: string;
   audience: string;
   /** Seconds. */
@@ -33,10 +37,31 @@ export interface TokenSettings {
 /** Enough for the tokens in use at once on a busy instance; an entry is well under 1 KB. */
 export const DEFAULT_VERIFY_CACHE_SIZE = 1_000;
 
-export const ALGORITHM = 'HS256';
+/** Header parameters that point at or carry a key (RFC 7515 §4.1.2-4.1.6): never used, and refused. */
+const KEY_BEARING_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'] as const;
+
+/**
+ * A token whose kid names no key this instance knows (now): refused, but not remembered as
+ * refused, since a key another instance just made is learned at the next sync.
+ */
+export class UnknownKeyError extends jwt.JsonWebTokenError {
+  readonly unknownKid = true;
+}
 
 export interface Tokens {
-  readonly key: KeyObject;
+  readonly keyring: KeyLookup;
+  /**
+   * The key that verifies a token with this header: looked up by `kid` among the keys that may
+   * verify now, its algorithm equal to the header's. Throws a jsonwebtoken error when there is
+   * none: no kid, an unknown one, another alg, or a header that carries or points at a key.
+   */
+  keyFor(header: jwt.JwtHeader): KeyObject;
+  /**
+   * Verifies an EdDSA token as `jsonwebtoken.verify` with {@link verifyOptions} does for the
+   * other algorithms (jsonwebtoken 9 has no EdDSA): signature by {@link keyFor}, exp, nbf, iss
+   * and aud, throwing jsonwebtoken's error classes. Returns the complete token.
+   */
+  verifyEdDsa(token: string): jwt.Jwt;
   /** Signs an access token; it never outlives `notAfter` (ms), the end of its session. */
   signAccess(user: { id: string; name: string; role: Role }, sessionId: string, notAfter: number): { token: string; expiresIn: number };
   /**
@@ -136,13 +161,30 @@ export function checkDecoded(decoded: jwt.Jwt, bounds: LifetimeBounds): AccessCl
   return p as AccessClaims;
 }
 
+const b64json = (part: string): unknown => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+
 export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
-  // A KeyObject, not the string: jsonwebtoken re-parses a string secret on every call
+  if (!settings.keyring && settings.secret === undefined) throw new TypeError('createTokens needs a keyring or a secret');
+  // Keys are KeyObjects, never strings: jsonwebtoken re-parses a string secret on every call
   // (auth0/node-jsonwebtoken#966), which costs several times the verification itself.
-  const key = createSecretKey(Buffer.from(settings.secret, 'utf8'));
+  const keyring = settings.keyring ?? staticHs256Keyring(settings.secret as string);
+  const algorithm = keyring.algorithm;
+  const keyFor = (header: jwt.JwtHeader): KeyObject => {
+    // RFC 8725 §3.10: a key named by the token itself is the attacker's key. Keys come from the keyring only.
+    for (const name of KEY_BEARING_HEADERS) {
+      if ((header as unknown as Record<string, unknown>)[name] !== undefined) throw new jwt.JsonWebTokenError(`the ${name} header parameter is not accepted`);
+    }
+    if (typeof header.kid !== 'string') throw new jwt.JsonWebTokenError('kid is required');
+    const k = keyring.verifier(header.kid);
+    if (!k) throw new UnknownKeyError('unknown kid');
+    // RFC 8725 §3.1: the algorithm is the key's, whatever the header says (no HMAC with a public key).
+    if (header.alg !== k.alg) throw new jwt.JsonWebTokenError('alg does not match the key');
+    return k.key;
+  };
   const verifyOptions = () => {
     const options: jwt.VerifyOptions & { complete: true } = {
-      algorithms: [ALGORITHM],
+      // The configured algorithm alone (never EdDSA here: jsonwebtoken 9 cannot verify it, see verifyEdDsa).
+      algorithms: [algorithm as jwt.Algorithm],
       issuer: settings.issuer,
       audience: settings.audience,
       clockTolerance: settings.clockSkew,
@@ -161,12 +203,15 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
   // only while `exp` is still ahead by the injected clock, and tokens with `nbf` are not kept.
   // Any other text, one byte changed included, is another key: it is verified in full.
   const cacheSize = settings.verifyCacheSize ?? DEFAULT_VERIFY_CACHE_SIZE;
-  const verified = cacheSize > 0 ? new LRUCache<string, Readonly<AccessClaims>>({ max: cacheSize }) : undefined;
+  // Each entry keeps the kid it was verified with: once that key may no longer verify (removed,
+  // or past its last token's expiry), the entry is dropped and the token verified afresh.
+  const verified = cacheSize > 0 ? new LRUCache<string, { claims: Readonly<AccessClaims>; kid: string }>({ max: cacheSize }) : undefined;
 
   const acceptVerified = (token: string, decoded: jwt.Jwt): Readonly<AccessClaims> => {
     const bounds = { maxLifetime: settings.accessTokenTtl, clockSkew: settings.clockSkew, now: Math.floor(clock.now() / 1000) };
     const claims = Object.freeze(checkDecoded(decoded, bounds));
-    if (verified && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) verified.set(token, claims);
+    const kid = decoded.header.kid;
+    if (verified && typeof kid === 'string' && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) verified.set(token, { claims, kid });
     return claims;
   };
   const cachedAccess = (token: string): Readonly<AccessClaims> | undefined => {
@@ -174,13 +219,55 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
     if (hit === undefined) return undefined;
     // Stricter than verification, which allows the clock skew past exp: once exp passes, the
     // token is verified in full again and refused from the skew on.
-    if (clock.now() / 1000 < hit.exp) return hit;
+    if (clock.now() / 1000 < hit.claims.exp && keyring.verifier(hit.kid) !== undefined) return hit.claims;
     verified?.delete(token);
     return undefined;
   };
 
+  const verifyEdDsa = (token: string): jwt.Jwt => {
+    const parts = token.split('.');
+    if (parts.length !== 3) throw new jwt.JsonWebTokenError('jwt malformed');
+    const [h, p, s] = parts as [string, string, string];
+    let header: unknown;
+    let payload: unknown;
+    try {
+      header = b64json(h);
+      payload = b64json(p);
+    } catch {
+      throw new jwt.JsonWebTokenError('invalid token');
+    }
+    if (typeof header !== 'object' || header === null || typeof payload !== 'object' || payload === null) throw new jwt.JsonWebTokenError('invalid token');
+    const key = keyFor(header as jwt.JwtHeader);
+    if (!cryptoVerify(null, Buffer.from(`${h}.${p}`, 'ascii'), key, Buffer.from(s, 'base64url'))) throw new jwt.JsonWebTokenError('invalid signature');
+    // The registered claims as jsonwebtoken 9 checks them (verify.js), with the same errors.
+    const c = payload as jwt.JwtPayload;
+    const now = Math.floor(clock.now() / 1000);
+    const tolerance = settings.clockSkew;
+    if (c.nbf !== undefined) {
+      if (typeof c.nbf !== 'number') throw new jwt.JsonWebTokenError('invalid nbf value');
+      if (c.nbf > now + tolerance) throw new jwt.NotBeforeError('jwt not active', new Date(c.nbf * 1000));
+    }
+    if (c.exp !== undefined) {
+      if (typeof c.exp !== 'number') throw new jwt.JsonWebTokenError('invalid exp value');
+      if (now >= c.exp + tolerance) throw new jwt.TokenExpiredError('jwt expired', new Date(c.exp * 1000));
+    }
+    const audiences = Array.isArray(c.aud) ? c.aud : [c.aud];
+    if (!audiences.includes(settings.audience)) throw new jwt.JsonWebTokenError(`jwt audience invalid. expected: ${settings.audience}`);
+    if (c.iss !== settings.issuer) throw new jwt.JsonWebTokenError(`jwt issuer invalid. expected: ${settings.issuer}`);
+    return { header: header as jwt.JwtHeader, payload: c, signature: s };
+  };
+
+  const sign = (claims: AccessClaims): string => {
+    const signer = keyring.signer();
+    if (signer.alg !== 'EdDSA') return jwt.sign(claims, signer.key, { algorithm: signer.alg, keyid: signer.kid });
+    const input = `${Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid: signer.kid })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    return `${input}.${cryptoSign(null, Buffer.from(input, 'ascii'), signer.key).toString('base64url')}`;
+  };
+
   return {
-    key,
+    keyring,
+    keyFor,
+    verifyEdDsa,
     signAccess(user, sessionId, notAfter) {
       const iat = Math.floor(clock.now() / 1000);
       const exp = Math.min(iat + settings.accessTokenTtl, Math.floor(notAfter / 1000));
@@ -195,7 +282,7 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
         aud: settings.audience,
         jti: randomId(),
       };
-      return { token: jwt.sign(claims, key, { algorithm: ALGORITHM }), expiresIn: Math.max(1, exp - iat) };
+      return { token: sign(claims), expiresIn: Math.max(1, exp - iat) };
     },
     verifyOptions,
     acceptVerified,

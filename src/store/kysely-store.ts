@@ -2,10 +2,37 @@ import { type Kysely, Migrator, SqliteAdapter, type Transaction, sql } from 'kys
 import { AuthError } from '../errors';
 import { migrationProvider, unknownMigrations } from './migrations';
 import type { Database } from './schema';
-import type { NewRefreshToken, RefreshTokenRow, RotateResult, SessionRecord, Store, UserRecord } from './store';
+import type { NewRefreshToken, RefreshTokenRow, RotateResult, SessionRecord, SigningKeyRecord, Store, UserRecord } from './store';
 
 type UserRow = Database['users'];
 type SessionRow = Database['sessions'];
+type KeyRow = Database['signing_keys'];
+
+const toKey = (r: KeyRow): SigningKeyRecord => ({
+  kid: r.kid,
+  generation: Number(r.generation),
+  alg: r.alg,
+  privateEnc: r.private_enc,
+  publicJwk: r.public_jwk,
+  createdAt: Number(r.created_at),
+  publishAt: Number(r.publish_at),
+  activateAt: Number(r.activate_at),
+  retiredAt: r.retired_at === null ? null : Number(r.retired_at),
+  verifyUntil: r.verify_until === null ? null : Number(r.verify_until),
+});
+
+const fromKey = (k: SigningKeyRecord): KeyRow => ({
+  kid: k.kid,
+  generation: k.generation,
+  alg: k.alg,
+  private_enc: k.privateEnc,
+  public_jwk: k.publicJwk,
+  created_at: k.createdAt,
+  publish_at: k.publishAt,
+  activate_at: k.activateAt,
+  retired_at: k.retiredAt,
+  verify_until: k.verifyUntil,
+});
 
 const toUser = (r: UserRow): UserRecord => ({
   id: r.id,
@@ -338,6 +365,69 @@ export function createKyselyStore(db: Kysely<Database>): Store {
           .executeTakeFirst();
         return Number(result.numDeletedRows);
       });
+    },
+
+    async listSigningKeys() {
+      const rows = await db.selectFrom('signing_keys').selectAll().orderBy('generation').execute();
+      return rows.map(toKey);
+    },
+    async createFirstSigningKey(k) {
+      try {
+        // One statement, so one snapshot: two instances starting together on an empty table both
+        // compute the same generation, and its unique constraint turns the second insert away.
+        const result = await sql`
+          insert into signing_keys (kid, generation, alg, private_enc, public_jwk, created_at, publish_at, activate_at, retired_at, verify_until)
+          select ${k.kid}, coalesce((select max(generation) from signing_keys), 0) + 1, ${k.alg}, ${k.privateEnc}, ${k.publicJwk},
+            cast(${k.createdAt} as bigint), cast(${k.publishAt} as bigint), cast(${k.activateAt} as bigint), null, null
+          where not exists (
+            select 1 from signing_keys where alg = ${k.alg} and activate_at <= cast(${k.createdAt} as bigint)
+              and (retired_at is null or retired_at > cast(${k.createdAt} as bigint)))`.execute(db);
+        return Number(result.numAffectedRows ?? 0) === 1;
+      } catch (error) {
+        if (isUniqueViolation(error)) return false;
+        throw error;
+      }
+    },
+    async addSigningKey(k, supersedes) {
+      try {
+        await db.transaction().execute(async (trx) => {
+          await trx.insertInto('signing_keys').values(fromKey(k)).execute();
+          if (supersedes) {
+            await trx
+              .updateTable('signing_keys')
+              .set({ retired_at: k.activateAt, verify_until: supersedes.verifyUntil })
+              .where('kid', '=', supersedes.kid)
+              .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', k.activateAt)]))
+              .execute();
+          }
+        });
+        return true;
+      } catch (error) {
+        if (isUniqueViolation(error)) return false;
+        throw error;
+      }
+    },
+    async retireSigningKey(kid, at, verifyUntil) {
+      const result = await db
+        .updateTable('signing_keys')
+        .set({ retired_at: at, verify_until: verifyUntil })
+        .where('kid', '=', kid)
+        .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', at)]))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+    async unretireSigningKey(kid, retiredAt) {
+      const result = await db
+        .updateTable('signing_keys')
+        .set({ retired_at: null, verify_until: null })
+        .where('kid', '=', kid)
+        .where('retired_at', '=', retiredAt)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+    async deleteSigningKey(kid) {
+      const result = await db.deleteFrom('signing_keys').where('kid', '=', kid).executeTakeFirst();
+      return Number(result.numDeletedRows) === 1;
     },
   };
 }

@@ -188,6 +188,28 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0005_signing_keys': {
+    async up(db: Kysely<any>) {
+      // The state of a key (next, current, retired) is not a column: it follows from the times,
+      // so instances agree on it by their clocks alone. `generation` is unique: of two processes
+      // making "the next key" (or the first one) at the same moment, one insert is turned away.
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('kid', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('generation', 'integer', (c) => c.notNull().unique())
+        .addColumn('alg', 'varchar(16)', (c) => c.notNull().check(sql`alg in ('HS256', 'ES256', 'EdDSA')`))
+        .addColumn('private_enc', 'varchar(1024)', (c) => c.notNull())
+        .addColumn('public_jwk', 'varchar(1024)')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('publish_at', 'bigint', (c) => c.notNull())
+        .addColumn('activate_at', 'bigint', (c) => c.notNull())
+        .addColumn('retired_at', 'bigint')
+        .addColumn('verify_until', 'bigint')
+        .addCheckConstraint('signing_keys_public_jwk_check', sql`(alg = 'HS256') = (public_jwk is null)`)
+        .addCheckConstraint('signing_keys_retired_check', sql`(retired_at is null) = (verify_until is null)`)
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -52,10 +52,25 @@ export interface RevocationsTable {
   revoked_at: number;
 }
 
+/** Signing keys shared by every instance (see `SigningKeyRecord`); timestamps in ms. */
+export interface SigningKeysTable {
+  kid: string;
+  generation: number;
+  alg: 'HS256' | 'ES256' | 'EdDSA';
+  private_enc: string;
+  public_jwk: string | null;
+  created_at: number;
+  publish_at: number;
+  activate_at: number;
+  retired_at: number | null;
+  verify_until: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
   revocations: RevocationsTable;
+  signing_keys: SigningKeysTable;
   schema_info?: { id: Generated<number> };
 }

@@ -1,5 +1,9 @@
 /** What the services need from storage. One interface; SQLite and PostgreSQL implement it. */
 
+import type { SigningAlgorithm, SigningKeyRecord } from './signing-key-record';
+
+export type { SigningAlgorithm, SigningKeyRecord } from './signing-key-record';
+
 export type Role = 'user' | 'admin';
 
 export interface UserRecord {
@@ -124,4 +128,25 @@ export interface Store {
   createFirstUser(user: NewUser): Promise<boolean>;
   /** Deletes sessions, refresh tokens and logged revocations that ended before `before`. */
   pruneSessions(before: number): Promise<number>;
+
+  /** Every signing key, oldest generation first. */
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /**
+   * Inserts `key` (its `generation` is ignored: the next free one is taken) only while no key of
+   * `key.alg` signs at `key.createdAt`, in one statement; false when one does (another instance
+   * starting at the same moment made it first). The unique generation turns the loser of a race away.
+   */
+  createFirstSigningKey(key: SigningKeyRecord): Promise<boolean>;
+  /**
+   * Inserts `key` with its `generation` and, in the same transaction, retires `supersedes` (when
+   * given and not retired by then) at `key.activateAt`, verifying until `verifyUntil`. False when the
+   * generation is taken: another process rotated at the same moment.
+   */
+  addSigningKey(key: SigningKeyRecord, supersedes?: { kid: string; verifyUntil: number }): Promise<boolean>;
+  /** Sets `retiredAt`/`verifyUntil` of a key not retired by `at`; false when there is none such. */
+  retireSigningKey(kid: string, at: number, verifyUntil: number): Promise<boolean>;
+  /** Undoes a retirement planned for `retiredAt` (its successor was withdrawn); false when it was not so planned. */
+  unretireSigningKey(kid: string, retiredAt: number): Promise<boolean>;
+  /** Deletes a key; false when there was none. */
+  deleteSigningKey(kid: string): Promise<boolean>;
 }

@@ -342,11 +342,11 @@ function authorization(kind: TokenKind, a: Account, t: TestApp): string | undefi
     case 'admin':
       return `Bearer ${a.access}`;
     case 'other-secret':
-      return `Bearer ${jwt.sign({ ...claims, iat: now, exp: now + 600 }, OTHER_SECRET, { algorithm: 'HS256' })}`;
+      return `Bearer ${t.sign({ ...claims, iat: now, exp: now + 600 }).replace(/\.[^.]+$/, `.${jwt.sign({ ...claims, iat: now, exp: now + 600 }, OTHER_SECRET, { algorithm: 'HS256' }).split('.')[2]}`)}`;
     case 'alg-none':
       return `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...claims, role: 'admin' })}.`;
     case 'expired':
-      return `Bearer ${jwt.sign({ ...claims, iat: now - 7_200, exp: now - 3_600 }, t.config.jwtSecret as string, { algorithm: 'HS256' })}`;
+      return `Bearer ${t.sign({ ...claims, iat: now - 7_200, exp: now - 3_600 })}`;
     case 'altered-claims':
       return `Bearer ${header}.${b64({ ...claims, role: 'admin' })}.${signature}`;
     case 'altered-signature': {

@@ -18,7 +18,9 @@ describe('POST /login', () => {
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.body.token_type).toBe('Bearer');
     expect(res.body.expires_in).toBe(t.config.accessTokenTtl);
-    const claims = jwt.verify(res.body.access_token, TEST_SECRET, { algorithms: ['HS256'] }) as jwt.JwtPayload;
+    const signer = t.app.services.keyring.signer();
+    const claims = jwt.verify(res.body.access_token, signer.key, { algorithms: ['HS256'] }) as jwt.JwtPayload;
+    expect(jwt.decode(res.body.access_token, { complete: true })?.header).toEqual({ alg: 'HS256', typ: 'JWT', kid: signer.kid });
     expect(claims).toMatchObject({ sub: u.id, name: 'alice', role: 'user', iss: t.config.jwtIssuer, aud: t.config.jwtAudience });
     await t.close();
   });

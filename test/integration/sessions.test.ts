@@ -143,7 +143,7 @@ describe('POST /login: what the tokens are', () => {
     const res = await loginAs(t, 'bob', u.password);
     expect(res.body.expires_in).toBe(600);
     const decoded = jwt.decode(res.body.access_token, { complete: true }) as jwt.Jwt;
-    expect(decoded.header).toEqual({ alg: 'HS256', typ: 'JWT' });
+    expect(decoded.header).toEqual({ alg: 'HS256', typ: 'JWT', kid: t.app.services.keyring.signer().kid });
     const claims = decoded.payload as jwt.JwtPayload;
     expect(Object.keys(claims).sort()).toEqual(['aud', 'exp', 'iat', 'iss', 'jti', 'name', 'role', 'sid', 'sub']);
     expect(claims).toMatchObject({ sub: u.id, name: 'bob', role: 'admin', iss: t.config.jwtIssuer, aud: t.config.jwtAudience });

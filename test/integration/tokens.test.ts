@@ -2,15 +2,23 @@ import { createHmac, generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Response } from 'supertest';
 import { expectContract } from '../support/contract-check';
-import { makeApp, TEST_SECRET, type TestApp } from '../support/make-app';
+import { makeApp, type TestApp } from '../support/make-app';
 
 const SECOND = 1_000;
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
+// The server's current HS256 key and its kid, set by setup(): forgeries sign with them to differ
+// from a real token in one respect only.
+let KEY: Buffer = Buffer.alloc(32);
+let KID = '';
+
 /** A user, a real login, and the claims of its access token to forge from. */
 async function setup(env: Record<string, string> = {}) {
   const t = await makeApp(env);
+  const signer = t.app.services.keyring.signer();
+  KEY = signer.key.export();
+  KID = signer.kid;
   const u = await t.makeUser({ name: 'alice' });
   const { access } = await t.login('alice', u.password);
   const claims = jwt.decode(access) as jwt.JwtPayload;
@@ -37,12 +45,12 @@ function without<T extends object>(o: T, key: string): T {
 describe('access tokens the server did not issue', () => {
   test('when a token is signed here with the same claims and key (the control for the forgeries below), then it is accepted', async () => {
     const { t, claims } = await setup();
-    const token = jwt.sign({ ...claims, jti: 'another-jti' }, TEST_SECRET, { algorithm: 'HS256' });
+    const token = jwt.sign({ ...claims, jti: 'another-jti' }, KEY, { algorithm: 'HS256', keyid: KID });
     const res = await getUser(t, token);
     expect([res.status, res.body.name]).toEqual([200, 'alice']);
     // The hand-made HMAC below (key confusion) is right when the header says HS256.
-    const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-    const manual = `${input}.${createHmac('sha256', TEST_SECRET).update(input).digest('base64url')}`;
+    const input = `${b64({ alg: 'HS256', typ: 'JWT', kid: KID })}.${b64(claims)}`;
+    const manual = `${input}.${createHmac('sha256', KEY).update(input).digest('base64url')}`;
     expect((await getUser(t, manual)).status).toBe(200);
     await t.close();
   });
@@ -50,31 +58,31 @@ describe('access tokens the server did not issue', () => {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const forgeries: [string, (claims: jwt.JwtPayload) => string][] = [
     ['signed with another secret', (c) => jwt.sign(c, 'another-secret-that-is-at-least-32-bytes', { algorithm: 'HS256' })],
-    ['with alg none and no signature', (c) => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(c)}.`],
-    ['with alg none and the original signature', (c) => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(c)}.${jwt.sign(c, TEST_SECRET).split('.')[2]}`],
-    ['signed HS512 with the right secret', (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS512' })],
-    ['signed HS384 with the right secret', (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS384' })],
+    ['with alg none and no signature', (c) => `${b64({ alg: 'none', typ: 'JWT', kid: KID })}.${b64(c)}.`],
+    ['with alg none and the original signature', (c) => `${b64({ alg: 'none', typ: 'JWT', kid: KID })}.${b64(c)}.${jwt.sign(c, KEY, { keyid: KID }).split('.')[2]}`],
+    ['signed HS512 with the right secret', (c) => jwt.sign(c, KEY, { algorithm: 'HS512', keyid: KID })],
+    ['signed HS384 with the right secret', (c) => jwt.sign(c, KEY, { algorithm: 'HS384', keyid: KID })],
     ['signed RS256 with an RSA key', (c) => jwt.sign(c, privateKey, { algorithm: 'RS256' })],
     [
       'with an RS256 header over an HMAC of the secret (key confusion)',
       (c) => {
-        const input = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(c)}`;
-        return `${input}.${createHmac('sha256', TEST_SECRET).update(input).digest('base64url')}`;
+        const input = `${b64({ alg: 'RS256', typ: 'JWT', kid: KID })}.${b64(c)}`;
+        return `${input}.${createHmac('sha256', KEY).update(input).digest('base64url')}`;
       },
     ],
-    ['without exp', (c) => jwt.sign(without(c, 'exp'), TEST_SECRET, { algorithm: 'HS256' })],
-    ['with another issuer', (c) => jwt.sign({ ...c, iss: 'someone-else' }, TEST_SECRET, { algorithm: 'HS256' })],
-    ['without an issuer', (c) => jwt.sign(without(c, 'iss'), TEST_SECRET, { algorithm: 'HS256' })],
-    ['with another audience', (c) => jwt.sign({ ...c, aud: 'another-service' }, TEST_SECRET, { algorithm: 'HS256' })],
-    ['without an audience', (c) => jwt.sign(without(c, 'aud'), TEST_SECRET, { algorithm: 'HS256' })],
+    ['without exp', (c) => jwt.sign(without(c, 'exp'), KEY, { algorithm: 'HS256', keyid: KID })],
+    ['with another issuer', (c) => jwt.sign({ ...c, iss: 'someone-else' }, KEY, { algorithm: 'HS256', keyid: KID })],
+    ['without an issuer', (c) => jwt.sign(without(c, 'iss'), KEY, { algorithm: 'HS256', keyid: KID })],
+    ['with another audience', (c) => jwt.sign({ ...c, aud: 'another-service' }, KEY, { algorithm: 'HS256', keyid: KID })],
+    ['without an audience', (c) => jwt.sign(without(c, 'aud'), KEY, { algorithm: 'HS256', keyid: KID })],
     [
       'with a crit header naming an extension the server does not implement',
-      (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'JWT', crit: ['exp-policy'], 'exp-policy': 'strict' } as jwt.JwtHeader }),
+      (c) => jwt.sign(c, KEY, { algorithm: 'HS256', keyid: KID, header: { alg: 'HS256', typ: 'JWT', crit: ['exp-policy'], 'exp-policy': 'strict' } as jwt.JwtHeader }),
     ],
-    ['with an empty crit header', (c) => jwt.sign(c, TEST_SECRET, { algorithm: 'HS256', header: { alg: 'HS256', crit: [] } as unknown as jwt.JwtHeader })],
-    ['without sid', (c) => jwt.sign(without(c, 'sid'), TEST_SECRET, { algorithm: 'HS256' })],
-    ['without sub', (c) => jwt.sign(without(c, 'sub'), TEST_SECRET, { algorithm: 'HS256' })],
-    ['with an unknown role', (c) => jwt.sign({ ...c, role: 'root' }, TEST_SECRET, { algorithm: 'HS256' })],
+    ['with an empty crit header', (c) => jwt.sign(c, KEY, { algorithm: 'HS256', keyid: KID, header: { alg: 'HS256', crit: [] } as unknown as jwt.JwtHeader })],
+    ['without sid', (c) => jwt.sign(without(c, 'sid'), KEY, { algorithm: 'HS256', keyid: KID })],
+    ['without sub', (c) => jwt.sign(without(c, 'sub'), KEY, { algorithm: 'HS256', keyid: KID })],
+    ['with an unknown role', (c) => jwt.sign({ ...c, role: 'root' }, KEY, { algorithm: 'HS256', keyid: KID })],
   ];
   test.each(forgeries)('when a token comes %s, then 401 invalid_token with a Bearer challenge', async (_name, forge) => {
     const { t, claims } = await setup();
@@ -143,8 +151,8 @@ describe('access token expiry, with the injected clock', () => {
   test('when a token carries nbf in the future beyond the skew, then it is refused; within the skew it is accepted', async () => {
     const { t, claims } = await setup({ CLOCK_SKEW: '30' });
     const now = Math.floor(t.clock.now() / SECOND);
-    const early = jwt.sign({ ...claims, nbf: now + 60 }, TEST_SECRET, { algorithm: 'HS256' });
-    const soon = jwt.sign({ ...claims, nbf: now + 20 }, TEST_SECRET, { algorithm: 'HS256' });
+    const early = jwt.sign({ ...claims, nbf: now + 60 }, KEY, { algorithm: 'HS256', keyid: KID });
+    const soon = jwt.sign({ ...claims, nbf: now + 20 }, KEY, { algorithm: 'HS256', keyid: KID });
     expectInvalidToken(await getUser(t, early));
     expect((await getUser(t, soon)).status).toBe(200);
     await t.close();
@@ -156,14 +164,14 @@ describe('access token lifetime', () => {
 
   /** Signs `payload` with the server's key exactly as given: no iat added, none checked. */
   const signRaw = (payload: Record<string, unknown>) => {
-    const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(payload)}`;
-    return `${input}.${createHmac('sha256', TEST_SECRET).update(input).digest('base64url')}`;
+    const input = `${b64({ alg: 'HS256', typ: 'JWT', kid: KID })}.${b64(payload)}`;
+    return `${input}.${createHmac('sha256', KEY).update(input).digest('base64url')}`;
   };
 
   test('when a token signed with the real key says exp is ten years ahead, then 401 invalid_token', async () => {
     const { t, claims } = await setup();
     const now = Math.floor(t.clock.now() / SECOND);
-    const forever = jwt.sign({ ...claims, iat: now, exp: now + 10 * YEAR }, TEST_SECRET, { algorithm: 'HS256' });
+    const forever = jwt.sign({ ...claims, iat: now, exp: now + 10 * YEAR }, KEY, { algorithm: 'HS256', keyid: KID });
     expectInvalidToken(await getUser(t, forever));
     // Not a matter of time: a year on, well inside its exp, it is still refused.
     t.clock.advance(YEAR * SECOND);
@@ -174,8 +182,8 @@ describe('access token lifetime', () => {
   test('when exp - iat is ACCESS_TOKEN_TTL plus CLOCK_SKEW, then it is accepted; one second more, then 401 invalid_token', async () => {
     const { t, claims } = await setup({ ACCESS_TOKEN_TTL: '900', CLOCK_SKEW: '30' });
     const now = Math.floor(t.clock.now() / SECOND);
-    const longest = jwt.sign({ ...claims, iat: now, exp: now + 930 }, TEST_SECRET, { algorithm: 'HS256' });
-    const tooLong = jwt.sign({ ...claims, iat: now, exp: now + 931 }, TEST_SECRET, { algorithm: 'HS256' });
+    const longest = jwt.sign({ ...claims, iat: now, exp: now + 930 }, KEY, { algorithm: 'HS256', keyid: KID });
+    const tooLong = jwt.sign({ ...claims, iat: now, exp: now + 931 }, KEY, { algorithm: 'HS256', keyid: KID });
     expect((await getUser(t, longest)).status).toBe(200);
     expectInvalidToken(await getUser(t, tooLong));
     await t.close();
@@ -196,8 +204,8 @@ describe('access token lifetime', () => {
   test('when iat is in the future beyond CLOCK_SKEW, then it is refused until the clock catches up; within the skew it is accepted', async () => {
     const { t, claims } = await setup({ ACCESS_TOKEN_TTL: '900', CLOCK_SKEW: '30' });
     const now = Math.floor(t.clock.now() / SECOND);
-    const early = jwt.sign({ ...claims, iat: now + 60, exp: now + 960 }, TEST_SECRET, { algorithm: 'HS256' });
-    const soon = jwt.sign({ ...claims, iat: now + 20, exp: now + 920 }, TEST_SECRET, { algorithm: 'HS256' });
+    const early = jwt.sign({ ...claims, iat: now + 60, exp: now + 960 }, KEY, { algorithm: 'HS256', keyid: KID });
+    const soon = jwt.sign({ ...claims, iat: now + 20, exp: now + 920 }, KEY, { algorithm: 'HS256', keyid: KID });
     expectInvalidToken(await getUser(t, early));
     expect((await getUser(t, soon)).status).toBe(200);
     // The clock decides this refusal, so it is not remembered: 30 s on, the same text is accepted.

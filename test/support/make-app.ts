@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { type AuthApp, createApp } from '../../src/app';
 import { type Clock, fixedClock } from '../../src/clock';
@@ -6,6 +7,7 @@ import { type Config, loadConfig } from '../../src/config';
 import { createLogger } from '../../src/http/request-log';
 import { createPasswords, type Passwords } from '../../src/services/passwords';
 import type { RevocationBus } from '../../src/services/revocations';
+import type { KeyChangeBus } from '../../src/services/signing-keys';
 import { openStore } from '../../src/store/open-store';
 import type { Store } from '../../src/store/store';
 import { expectContract } from './contract-check';
@@ -35,6 +37,11 @@ export interface TestApp {
   http: () => ReturnType<typeof request>;
   /** Adds a user straight through the service. */
   makeUser(opts?: { name?: string; password?: string; role?: 'user' | 'admin' }): Promise<{ id: string; name: string; password: string; role: string }>;
+  /**
+   * Signs `claims` as the server does (its current key, that key's kid and algorithm) unless told
+   * otherwise: for forging tokens that differ from the server's in one respect.
+   */
+  sign(claims: object, opts?: jwt.SignOptions): string;
   /** Logs in and returns the token pair (and the Set-Cookie header). */
   login(name: string, password: string): Promise<{ access: string; refresh: string; cookie: string }>;
   close(): Promise<void>;
@@ -45,7 +52,7 @@ let counter = 0;
 /** A fresh app over its own in-memory SQLite store, with a fixed clock and captured logs. */
 export async function makeApp(
   env: Record<string, string> = {},
-  opts: { clock?: Clock; store?: Store; revocationBus?: RevocationBus } = {},
+  opts: { clock?: Clock; store?: Store; revocationBus?: RevocationBus; keyChangeBus?: KeyChangeBus } = {},
 ): Promise<TestApp> {
   const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, DATABASE_URL: 'sqlite::memory:', ...env });
   const store = opts.store ?? (await openStore(config.databaseUrl));
@@ -58,7 +65,9 @@ export async function makeApp(
     },
   });
   const logger = createLogger(env['LOG_LEVEL'] ? (config.logLevel) : 'info', sink);
-  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}) });
+  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}), ...(opts.keyChangeBus ? { keyChangeBus: opts.keyChangeBus } : {}) });
+  // As at start-up: the keys are loaded (the first one made) before the first request.
+  await app.services.keyring.sync();
   const http = () => request(app.callback());
   return {
     app,
@@ -70,6 +79,11 @@ export async function makeApp(
       text: () => captured,
     },
     http,
+    sign(claims, o = {}) {
+      const signer = app.services.keyring.signer();
+      if (signer.alg === 'EdDSA') throw new TypeError('sign() signs HS256 and ES256 only (jsonwebtoken has no EdDSA)');
+      return jwt.sign(claims, signer.key, { algorithm: signer.alg, keyid: signer.kid, ...o });
+    },
     async makeUser(o = {}) {
       counter += 1;
       const name = o.name ?? `user${counter}`;

@@ -21,6 +21,10 @@ describe('loadConfig', () => {
       bodyLimit: 16 * 1024,
       trustProxy: false,
       corsOrigins: [],
+      jwtAlgorithm: 'HS256',
+      keyPublishLead: 600,
+      keyRotationPeriod: 0,
+      publicUrl: undefined,
       argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, concurrency: Math.max(1, availableParallelism() - 1) },
     });
     expect(c.databaseUrl).toMatch(/^sqlite:.*auth\.db$/);
@@ -46,6 +50,11 @@ describe('loadConfig', () => {
     ['a short admin password', { ADMIN_PASSWORD: 'short' }, /ADMIN_PASSWORD must be at least 8 characters/],
     ['a common admin password', { ADMIN_PASSWORD: 'Password123' }, /ADMIN_PASSWORD is one of the most common passwords/],
     ['the admin name as its password', { ADMIN_NAME: 'superuser-1', ADMIN_PASSWORD: 'SUPERUSER-1' }, /ADMIN_PASSWORD must not be the name/],
+    ['an algorithm this server does not sign with', { JWT_ALGORITHM: 'RS256' }, /JWT_ALGORITHM must be one of HS256, ES256, EdDSA/],
+    ['the none algorithm', { JWT_ALGORITHM: 'none' }, /JWT_ALGORITHM must be one of/],
+    ['a rotation period no longer than the publish lead', { JWT_KEY_ROTATION_PERIOD: '600' }, /JWT_KEY_ROTATION_PERIOD must be longer than JWT_KEY_PUBLISH_LEAD/],
+    ['a public URL with a query', { PUBLIC_URL: 'https://auth.example/?x=1' }, /PUBLIC_URL must be an http\(s\) URL/],
+    ['a public URL that is not http', { PUBLIC_URL: 'ftp://auth.example' }, /PUBLIC_URL must be an http\(s\) URL/],
   ])('when given %s, then it refuses, naming the key', (_name, env, want) => {
     expect(() => loadConfig(env)).toThrow(want);
   });

@@ -53,7 +53,7 @@ describe('the router is built from the contract', () => {
 
   test('when the contract says security: [], then the operation is public; otherwise bearerAuth applies', () => {
     const publicIds = contract.operations.filter((op) => op.public).map((op) => op.id).sort();
-    expect(publicIds).toEqual(['health', 'login', 'ready', 'refresh', 'serverInfo', 'signup']);
+    expect(publicIds).toEqual(['getJwks', 'getServerMetadata', 'health', 'login', 'ready', 'refresh', 'serverInfo', 'signup']);
   });
 });
 

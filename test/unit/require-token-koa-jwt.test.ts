@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { fixedClock } from '../../src/clock';
 import { REFUSED_CACHE_SIZE, REFUSED_MAX_CHARS, requireToken } from '../../src/http/require-token';
 import { createRevocationList } from '../../src/services/revocations';
+import { staticHs256Keyring } from '../../src/services/signing-keys';
 import { createTokens } from '../../src/services/tokens';
 import type { Store } from '../../src/store/store';
 
@@ -23,6 +24,8 @@ jest.mock('koa-jwt', () => {
 });
 
 const SECRET = 'unit-test-secret-that-is-at-least-32-bytes';
+/** The kid createTokens gives the key of `secret`. */
+const KID = staticHs256Keyring(SECRET).signer().kid;
 const SECOND = 1_000;
 
 function setup(cacheSize?: number) {
@@ -51,11 +54,13 @@ function setup(cacheSize?: number) {
 }
 
 describe('requireToken is koa-jwt', () => {
-  test('when it is built, then koa-jwt gets the key, HS256 alone, the issuer, the audience and the clock skew', () => {
+  test('when it is built, then koa-jwt gets a key look-up by kid, HS256 alone, the issuer, the audience and the clock skew', async () => {
     const { tokens } = setup();
     expect(mockKoaJwt.options).toHaveLength(1);
     const options = mockKoaJwt.options[0] as Record<string, unknown>;
-    expect(options).toMatchObject({ secret: tokens.key, algorithms: ['HS256'], issuer: 'iss', audience: 'aud', clockTolerance: 30, complete: true });
+    expect(options).toMatchObject({ algorithms: ['HS256'], issuer: 'iss', audience: 'aud', clockTolerance: 30, complete: true });
+    const signer = tokens.keyring.signer();
+    expect(await (options['secret'] as (h: object) => Promise<unknown>)({ alg: 'HS256', kid: signer.kid })).toBe(signer.key);
     expect(typeof options['isRevoked']).toBe('function');
   });
 
@@ -81,11 +86,11 @@ describe('requireToken is koa-jwt', () => {
 
   const forgeries: [string, (claims: jwt.JwtPayload) => string][] = [
     ['signed with another secret', (claims) => jwt.sign(claims, 'another-secret-that-is-at-least-32-bytes!', { algorithm: 'HS256' })],
-    ['signed with HS512', (claims) => jwt.sign(claims, SECRET, { algorithm: 'HS512' })],
-    ['of another issuer', (claims) => jwt.sign({ ...claims, iss: 'other' }, SECRET, { algorithm: 'HS256' })],
-    ['for another audience', (claims) => jwt.sign({ ...claims, aud: 'other' }, SECRET, { algorithm: 'HS256' })],
-    ['without exp', ({ exp: _exp, ...claims }) => jwt.sign(claims, SECRET, { algorithm: 'HS256' })],
-    ['with a crit header', (claims) => jwt.sign(claims, SECRET, { algorithm: 'HS256', header: { alg: 'HS256', crit: ['b64'] } as jwt.JwtHeader })],
+    ['signed with HS512', (claims) => jwt.sign(claims, SECRET, { algorithm: 'HS512', keyid: KID })],
+    ['of another issuer', (claims) => jwt.sign({ ...claims, iss: 'other' }, SECRET, { algorithm: 'HS256', keyid: KID })],
+    ['for another audience', (claims) => jwt.sign({ ...claims, aud: 'other' }, SECRET, { algorithm: 'HS256', keyid: KID })],
+    ['without exp', ({ exp: _exp, ...claims }) => jwt.sign(claims, SECRET, { algorithm: 'HS256', keyid: KID })],
+    ['with a crit header', (claims) => jwt.sign(claims, SECRET, { algorithm: 'HS256', keyid: KID, header: { alg: 'HS256', kid: KID, crit: ['b64'] } as jwt.JwtHeader })],
     ['not a JWT at all', () => 'not-a-token'],
   ];
   test.each(forgeries)('when a token is %s, then koa-jwt refuses it, and the same text again is refused without asking koa-jwt', async (_name, forge) => {
@@ -100,7 +105,7 @@ describe('requireToken is koa-jwt', () => {
   test('when a token is expired, then koa-jwt refuses it every time (the clock decides expiry, so that refusal is not remembered)', async () => {
     const { request, sign } = setup();
     const claims = jwt.decode(sign()) as jwt.JwtPayload;
-    const expired = jwt.sign({ ...claims, exp: (claims.iat as number) - 60 }, SECRET, { algorithm: 'HS256' });
+    const expired = jwt.sign({ ...claims, exp: (claims.iat as number) - 60 }, SECRET, { algorithm: 'HS256', keyid: KID });
     for (let i = 0; i < 2; i += 1) {
       await expect(request(expired)).rejects.toMatchObject({ status: 401, code: 'invalid_token', message: 'The access token has expired.' });
     }
@@ -110,7 +115,7 @@ describe('requireToken is koa-jwt', () => {
   test('when a token is not yet valid (nbf), then it is refused until nbf and accepted from then on', async () => {
     const { request, sign, clock } = setup();
     const claims = jwt.decode(sign()) as jwt.JwtPayload;
-    const early = jwt.sign({ ...claims, nbf: (claims.iat as number) + 120 }, SECRET, { algorithm: 'HS256' });
+    const early = jwt.sign({ ...claims, nbf: (claims.iat as number) + 120 }, SECRET, { algorithm: 'HS256', keyid: KID });
     await expect(request(early)).rejects.toMatchObject({ status: 401, code: 'invalid_token' });
     clock.set(((claims.iat as number) + 120) * SECOND);
     expect((await request(early)).reached).toBe(true);

@@ -3,16 +3,19 @@ import type { Context } from 'koa';
 import { fixedClock } from '../../src/clock';
 import { requireToken } from '../../src/http/require-token';
 import { createRevocationList } from '../../src/services/revocations';
+import { staticHs256Keyring } from '../../src/services/signing-keys';
 import { createTokens, type Tokens } from '../../src/services/tokens';
 import type { Store } from '../../src/store/store';
 
 const SECRET = 'unit-test-secret-that-is-at-least-32-bytes';
+/** The kid createTokens gives the key of `secret`. */
+const KID = staticHs256Keyring(SECRET).signer().kid;
 const SECOND = 1_000;
 const TTL = 900;
 
 /** What the request path does with a token: the cache, else jsonwebtoken.verify as koa-jwt calls it, then acceptVerified. */
 function verifyAccess(tokens: Tokens, token: string) {
-  return tokens.cachedAccess(token) ?? tokens.acceptVerified(token, jwt.verify(token, tokens.key, tokens.verifyOptions()));
+  return tokens.cachedAccess(token) ?? tokens.acceptVerified(token, jwt.verify(token, tokens.keyFor(jwt.decode(token, { complete: true })?.header ?? { alg: 'none' }), tokens.verifyOptions()));
 }
 
 /** Tokens, a revocation list and the middleware over one fixed clock. */
@@ -129,7 +132,7 @@ describe('the cache of verified access tokens', () => {
   test('when a token carries nbf, then it is never cached (verification alone decides nbf)', () => {
     const { tokens, clock, sign } = setup();
     const claims = jwt.decode(sign()) as jwt.JwtPayload;
-    const token = jwt.sign({ ...claims, nbf: Math.floor(clock.now() / SECOND) }, SECRET, { algorithm: 'HS256' });
+    const token = jwt.sign({ ...claims, nbf: Math.floor(clock.now() / SECOND) }, SECRET, { algorithm: 'HS256', keyid: KID });
     const first = verifyAccess(tokens, token);
     expect(verifyAccess(tokens, token)).not.toBe(first);
   });
