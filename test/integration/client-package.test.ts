@@ -1,7 +1,11 @@
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import jwt from 'jsonwebtoken';
+import Koa from 'koa';
 import { type RunningServer, startServer, tempDir } from '../support/server-process';
 
 /**
@@ -20,6 +24,15 @@ function readmeSnippet(): string {
   const section = readme.split(/^### Typed client$/m)[1];
   const block = section ? /```ts\n([\s\S]*?)```/.exec(section) : null;
   if (!block?.[1]) throw new Error('README.md has no ```ts block under "### Typed client"');
+  return block[1];
+}
+
+/** The ```js block of the README's "Verifying tokens in your own services" section. */
+function readmeVerifierSnippet(): string {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.split(/^### Verifying tokens in your own services$/m)[1]?.split(/^#{2,3} /m)[0];
+  const block = section ? /```js\n([\s\S]*?)```/.exec(section) : null;
+  if (!block?.[1]) throw new Error('README.md has no ```js block under "### Verifying tokens in your own services"');
   return block[1];
 }
 
@@ -50,6 +63,10 @@ describe('the package, packed and installed into another project', () => {
     if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(path.join(ROOT, 'src', 'client.ts')).mtimeMs) {
       throw new Error('dist/client.d.ts is missing or older than src/client.ts: run `npm run build` first (npm test does)');
     }
+    const verifier = path.join(ROOT, 'dist', 'verifier.js');
+    if (!fs.existsSync(verifier) || fs.statSync(verifier).mtimeMs < fs.statSync(path.join(ROOT, 'src', 'verifier.ts')).mtimeMs) {
+      throw new Error('dist/verifier.js is missing or older than src/verifier.ts: run `npm run build` first (npm test does)');
+    }
     work = tempDir('client-package-');
     const { stdout } = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT);
     const [info] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
@@ -57,36 +74,45 @@ describe('the package, packed and installed into another project', () => {
     packed = info!.files.map((f) => f.path).sort();
   }, 60_000);
 
+  let consumer: Promise<string> | undefined;
+  /** A project of its own with the packed tarball installed, made once for the tests that use it. */
+  const installed = () =>
+    (consumer ??= (async () => {
+      const project = path.join(work, 'consumer');
+      fs.mkdirSync(project);
+      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> };
+      const spec = `file:${path.relative(project, tarball)}`;
+      // An ES module project, so the snippet may await at top level, as the README's does.
+      fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { [pkg.name]: spec } }));
+      // Offline: after `npm ci` the npm cache holds the tarballs of our dependencies but not the
+      // registry's documents npm resolves versions with, so `npm install --offline <tarball>`
+      // cannot resolve them. The consumer gets a lockfile instead: the tarball, and our
+      // production tree as package-lock.json pins it (--ignore-scripts: no native builds).
+      const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
+      const packages: Record<string, unknown> = {
+        '': { name: 'consumer', dependencies: { [pkg.name]: spec } },
+        [`node_modules/${pkg.name}`]: { version: pkg.version, resolved: spec, dependencies: pkg.dependencies },
+      };
+      for (const [where, entry] of Object.entries(lock.packages)) {
+        if (where.startsWith('node_modules/') && !entry.dev && !entry.devOptional) packages[where] = entry;
+      }
+      fs.writeFileSync(path.join(project, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }));
+      await npm(['ci', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], project);
+      return project;
+    })());
+
   afterAll(async () => {
     await server?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  test('when packed, then the tarball holds the built client, its declarations and the generated types, and nothing of the server', () => {
-    expect(packed).toEqual(['README.md', 'dist/client.d.ts', 'dist/client.js', 'dist/generated/openapi.d.ts', 'package.json']);
+  test('when packed, then the tarball holds the built client and verifier, their declarations and the generated types, and nothing of the server', () => {
+    expect(packed).toEqual(['README.md', 'dist/client.d.ts', 'dist/client.js', 'dist/generated/openapi.d.ts', 'dist/verifier.d.ts', 'dist/verifier.js', 'package.json']);
   });
 
   test('when installed, then the README snippet compiles under tsc --strict and logs in and asks who it is', async () => {
-    const project = path.join(work, 'consumer');
-    fs.mkdirSync(project);
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> };
-    const spec = `file:${path.relative(project, tarball)}`;
-    // An ES module project, so the snippet may await at top level, as the README's does.
-    fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { [pkg.name]: spec } }));
-    // Offline: after `npm ci` the npm cache holds the tarballs of our dependencies but not the
-    // registry's documents npm resolves versions with, so `npm install --offline <tarball>`
-    // cannot resolve them. The consumer gets a lockfile instead: the tarball, and our
-    // production tree as package-lock.json pins it (--ignore-scripts: no native builds).
-    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
-    const packages: Record<string, unknown> = {
-      '': { name: 'consumer', dependencies: { [pkg.name]: spec } },
-      [`node_modules/${pkg.name}`]: { version: pkg.version, resolved: spec, dependencies: pkg.dependencies },
-    };
-    for (const [where, entry] of Object.entries(lock.packages)) {
-      if (where.startsWith('node_modules/') && !entry.dev && !entry.devOptional) packages[where] = entry;
-    }
-    fs.writeFileSync(path.join(project, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }));
-    await npm(['ci', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], project);
+    const project = await installed();
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string };
 
     server = await startServer({ NODE_ENV: 'test', JWT_SECRET: 'a-test-secret-that-is-at-least-32-bytes!', DATABASE_URL: 'sqlite::memory:', ADMIN_PASSWORD });
     // The snippet as the README has it, given the admin's password and the server's address.
@@ -123,5 +149,70 @@ describe('the package, packed and installed into another project', () => {
     const { stdout } = await run(process.execPath, ['snippet.js'], { cwd: project, timeout: 15_000 });
     const me = JSON.parse(stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
     expect(me).toEqual({ id: expect.any(String), name: 'admin', role: 'admin' });
+  }, 90_000);
+
+  test('when installed, then the README verifier snippet requires koa-jwt-auth-server/verifier from the package and accepts ES256 and EdDSA tokens from a JWKS', async () => {
+    const project = await installed();
+    // A JWKS as the auth server publishes it, on 127.0.0.1, and tokens of its keys.
+    const ec = { kid: 'ec-1', ...generateKeyPairSync('ec', { namedCurve: 'P-256' }) };
+    const ed = { kid: 'ed-1', ...generateKeyPairSync('ed25519') };
+    const jwksApp = new Koa();
+    jwksApp.use((ctx) => {
+      ctx.body = {
+        keys: [
+          { ...ec.publicKey.export({ format: 'jwk' }), kid: ec.kid, alg: 'ES256', use: 'sig' },
+          { ...ed.publicKey.export({ format: 'jwk' }), kid: ed.kid, alg: 'EdDSA', use: 'sig' },
+        ],
+      };
+    });
+    const jwksServer = jwksApp.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => jwksServer.once('listening', resolve));
+    try {
+      const jwksUri = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
+      // The README's issuer and audience: the server's defaults.
+      const iat = Math.floor(Date.now() / 1000);
+      const claims = { sub: 'u1', name: 'alice', iss: 'koa-jwt-auth-server', aud: 'koa-jwt-auth-server', iat, exp: iat + 300 };
+      const es256 = jwt.sign(claims, ec.privateKey, { algorithm: 'ES256', keyid: ec.kid });
+      const input = `${Buffer.from(JSON.stringify({ alg: 'EdDSA', kid: ed.kid })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      const eddsa = `${input}.${sign(null, Buffer.from(input), ed.privateKey).toString('base64url')}`;
+      const hs256 = jwt.sign(claims, 'a-shared-secret-of-some-length-here', { algorithm: 'HS256', keyid: ec.kid });
+
+      const snippet = readmeVerifierSnippet();
+      const readmeJwks = 'https://auth.example.com/.well-known/jwks.json';
+      expect(snippet).toContain(readmeJwks);
+      expect(snippet).toContain('app.listen(3001);');
+      // The snippet word for word, but for the JWKS address and a free port; then it asks itself.
+      const drive = [
+        `console.log(require.resolve('koa-jwt-auth-server/verifier'));`,
+        'const server = app.listen(0, \'127.0.0.1\', async () => {',
+        '  const url = `http://127.0.0.1:${server.address().port}/`;',
+        '  const answers = [];',
+        '  for (const token of JSON.parse(process.env.TOKENS)) {',
+        '    const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });',
+        "    answers.push({ status: res.status, type: res.headers.get('content-type'), body: await res.json() });",
+        '  }',
+        '  console.log(JSON.stringify(answers));',
+        '  server.close();',
+        '  server.closeAllConnections();',
+        '});',
+        '',
+      ].join('\n');
+      // .cjs: the consumer project is an ES module one, and the snippet uses require.
+      fs.writeFileSync(path.join(project, 'verifier.cjs'), snippet.replace(readmeJwks, jwksUri).replace('app.listen(3001);\n', drive));
+      const { stdout } = await run(process.execPath, ['verifier.cjs'], { cwd: project, timeout: 15_000, env: { ...process.env, TOKENS: JSON.stringify([es256, eddsa, hs256, '']) } });
+      const [resolved, answers] = stdout.trim().split('\n') as [string, string];
+      expect(fs.realpathSync(resolved)).toBe(fs.realpathSync(path.join(project, 'node_modules', 'koa-jwt-auth-server', 'dist', 'verifier.js')));
+      expect(JSON.parse(answers)).toEqual([
+        { status: 200, type: 'application/json; charset=utf-8', body: { hello: 'alice' } },
+        { status: 200, type: 'application/json; charset=utf-8', body: { hello: 'alice' } },
+        { status: 401, type: 'application/problem+json', body: expect.objectContaining({ status: 401, code: 'invalid_token' }) },
+        { status: 401, type: 'application/problem+json', body: expect.objectContaining({ status: 401, code: 'missing_token' }) },
+      ]);
+    } finally {
+      await new Promise<void>((resolve) => {
+        jwksServer.close(() => resolve());
+        jwksServer.closeAllConnections();
+      });
+    }
   }, 90_000);
 });
