@@ -14,6 +14,7 @@ import { sameOriginGuard } from './http/same-origin';
 import { helmetHeaders, securityHeaders } from './http/security-headers';
 import { packageDir, staticFiles } from './http/static-files';
 import { createAjv } from './http/validation';
+import { type AuditLog, createAuditLog } from './services/audit';
 import { type AuthService, createAuthService } from './services/auth';
 import { createDeviceTokens } from './services/device-tokens';
 import { createHealth, type Health } from './services/health';
@@ -44,6 +45,8 @@ export interface AppDeps {
 
 export interface Services {
   auth: AuthService;
+  /** The audit trail's writes outside transactions, and its pruning. */
+  audit: AuditLog;
   tokens: Tokens;
   /** The signing keys; `sync()` loads them (start-up, and then every poll interval). */
   keyring: Keyring;
@@ -92,7 +95,9 @@ export function createServices(deps: AppDeps): Services {
     ...(deps.revocationBus ? { bus: deps.revocationBus } : {}),
   });
   const limiter = deps.limiter ?? createLoginLimiter(config.rateLimit);
+  const audit = createAuditLog({ store, clock, logger, retentionDays: config.auditRetention });
   const auth = createAuthService({
+    audit,
     store,
     limiter,
     devices: createDeviceTokens(config.jwtSecret, clock),
@@ -108,7 +113,7 @@ export function createServices(deps: AppDeps): Services {
       refreshReuseGraceMs: config.refreshReuseInterval * 1000,
     },
   });
-  return { auth, tokens, keyring, revocations, limiter, contract: deps.contract ?? loadContract(), health: deps.health ?? createHealth(logger) };
+  return { auth, audit, tokens, keyring, revocations, limiter, contract: deps.contract ?? loadContract(), health: deps.health ?? createHealth(logger) };
 }
 
 /**
@@ -218,9 +223,9 @@ export function createApp(deps: AppDeps): AuthApp {
     app.use(
       cors({
         origin: (ctx) => (allowed.has(ctx.get('origin')) ? ctx.get('origin') : ''),
-        allowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
+        allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
         allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
-        exposeHeaders: ['X-Request-Id', 'WWW-Authenticate', 'Retry-After'],
+        exposeHeaders: ['X-Request-Id', 'WWW-Authenticate', 'Retry-After', 'Link'],
         maxAge: 600,
       }),
     );

@@ -71,6 +71,8 @@ export interface Config {
   readonly shutdownTimeout: number;
   /** Milliseconds between looks at the store for revocations made by other processes. */
   readonly revocationPollInterval: number;
+  /** Days audit events are kept; older ones are pruned hourly. */
+  readonly auditRetention: number;
   /**
    * Seconds within which a second use of a refresh token (a lost answer retried, two tabs at
    * once) is answered for the same live session instead of counting as a replay.
@@ -293,6 +295,7 @@ export function loadConfig(env: Env): Config {
     logLevel,
     shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 100),
     revocationPollInterval: int('REVOCATION_POLL_INTERVAL', 2_000, 100),
+    auditRetention: int('AUDIT_RETENTION', 90, 1, 36_500),
     refreshReuseInterval: int('REFRESH_REUSE_INTERVAL', 10, 0, 300),
     redisTimeout: int('REDIS_TIMEOUT', 1_000, 50, 60_000),
     http: Object.freeze({

@@ -19,6 +19,7 @@ export const errorStatus = {
   session_not_found: 404,
   method_not_allowed: 405,
   name_taken: 409,
+  last_admin: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   weak_password: 422,

@@ -10,6 +10,9 @@ import { createHealth } from './services/health';
 import { createRedisKeyChangeBus, createRedisRevocationBus, redisOptions } from './services/redis-revocation-bus';
 import { createPasswords } from './services/passwords';
 import { describeStoreError, retryWhileStoreAway, type StoreWait } from './store/availability';
+
+/** How often audit events past `AUDIT_RETENTION` are deleted. */
+const AUDIT_PRUNE_INTERVAL_MS = 3_600_000;
 import { openStore } from './store/open-store';
 
 /** How often the Redis subscription is checked (a frozen Redis keeps its sockets open). */
@@ -100,6 +103,8 @@ async function main(): Promise<void> {
     store.pruneSessions(Date.now() - 86_400_000).catch((err) => logger.error({ err }, 'session pruning failed'));
   }, 3_600_000);
   prune.unref();
+  await app.services.audit.prune().catch((err: unknown) => logger.error({ err }, 'audit pruning failed'));
+  app.services.audit.start(AUDIT_PRUNE_INTERVAL_MS);
 
   const { port, shutdown } = await listen(app.callback(), {
     host: config.host,
@@ -125,6 +130,9 @@ async function main(): Promise<void> {
     revocations.stop();
     keyring.stop();
     clearInterval(prune);
+    app.services.audit.stop();
+    // Writes of refusals still in flight land before the store closes.
+    await app.services.audit.idle();
     try {
       await store.close();
       bus?.close();

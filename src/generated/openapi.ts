@@ -254,8 +254,11 @@ export interface paths {
         };
         /**
          * List accounts (admins only)
-         * @description Every account, in the order they were made, with whether it is disabled. Only an admin's
-         *     token may ask; any other gets 403 `forbidden`. The list is not paginated.
+         * @description Accounts in the order they were made, with whether each is disabled, a page at a time
+         *     (`limit`, 100 by default and at most); with `q`, only those whose name contains it (case
+         *     and Unicode form ignored). When there are more, the `Link` header names the next page
+         *     (`rel="next"`, RFC 8288), with its opaque `cursor`. Only an admin's token may ask; any
+         *     other gets 403 `forbidden`.
          */
         get: operations["listUsers"];
         put?: never;
@@ -283,13 +286,21 @@ export interface paths {
         /**
          * The caller's active sessions
          * @description The caller's sessions that have not ended or expired, newest first, each with the user
-         *     agent that logged in and whether it is the session of the token that asked. The list is
-         *     not paginated.
+         *     agent and address that logged in, the browser and operating system read from that user
+         *     agent, when it was last refreshed, and whether it is the session of the token that
+         *     asked. The list is not paginated.
          */
         get: operations["listSessions"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * End every other session of the caller
+         * @description Ends every active session of the caller except the one of the token that asks ("log out
+         *     everywhere else"): their refresh tokens stop working and their access tokens are refused
+         *     from this moment, as after a logout. Answers how many ended. To end this session too, log
+         *     out as well.
+         */
+        delete: operations["endOtherSessions"];
         options?: never;
         head?: never;
         patch?: never;
@@ -312,6 +323,149 @@ export interface paths {
          *     session that is not the caller's, or has ended already, is 404 `session_not_found`.
          */
         delete: operations["deleteSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id, as `GET /users` lists it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an account (admins only)
+         * @description Ends every session of the account, then deletes it; its access tokens are refused from
+         *     this moment. Deleting the last enabled admin is refused with 409 `last_admin`. The audit
+         *     trail keeps its events (`user_deleted` names it).
+         */
+        delete: operations["deleteUser"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an account's role or disabled flag (admins only)
+         * @description Sets `role` and/or `disabled` (what is left out stays). A new role, or disabling, ends
+         *     every session of the account at once (its access tokens are refused from this moment, as
+         *     after a logout), so its next token carries the new role. Enabling ends none. A change that
+         *     would leave no enabled admin (demoting, or disabling, the last one) is refused with 409
+         *     `last_admin`; concurrent changes cannot get around it. Written to the audit trail
+         *     (`role_changed`, `user_disabled`, `user_enabled`).
+         */
+        patch: operations["updateUser"];
+        trace?: never;
+    };
+    "/users/{id}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id, as `GET /users` lists it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set an account's password (admins only)
+         * @description Sets a new password for the account (the password policy applies, 422 `weak_password`)
+         *     and ends every session of the account at once. Written to the audit trail
+         *     (`password_set_by_admin`, never the password).
+         */
+        put: operations["setUserPassword"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id, as `GET /users` lists it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End every session of an account (admins only)
+         * @description Ends every active session of the account: refresh tokens stop working and access tokens
+         *     are refused from this moment, on this instance at once and on the others as a logout's
+         *     revocation reaches them. Answers how many ended. Written to the audit trail
+         *     (`sessions_ended_by_admin`).
+         */
+        delete: operations["endUserSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit trail (admins only)
+         * @description Security events, newest first, a page at a time (`limit`, 50 by default, at most 200);
+         *     the `Link` header names the next page (`rel="next"`) while there is one. Filters: `user`
+         *     (events that account did or that concerned it), `event`, and a time range (`since`
+         *     inclusive, `until` exclusive). Events are kept `AUDIT_RETENTION` days. No event holds a
+         *     password or a token; a failed login for a name no account has does not hold the name
+         *     (people type passwords there).
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/activity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Security events of the caller's account
+         * @description The audit trail's events that concerned the caller's account, newest first, paged as
+         *     `GET /audit` (`limit`, `cursor`, the `Link` header): logins and failed logins, sessions
+         *     ended, password changes, and changes an admin made. `by` says who acted: `self`, an
+         *     `admin` (never which one), or `none` (nobody signed in: a failed or limited login, a
+         *     replayed refresh token, the users CLI).
+         */
+        get: operations["listActivity"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -357,12 +511,12 @@ export interface components {
              *     `forbidden`, `cross_site_request`, `invalid_current_password`, `signup_disabled`,
              *     `user_disabled` (403);
              *     `not_found`, `session_not_found`, `user_not_found` (404);
-             *     `method_not_allowed` (405); `name_taken` (409); `payload_too_large` (413);
+             *     `method_not_allowed` (405); `name_taken`, `last_admin` (409); `payload_too_large` (413);
              *     `unsupported_media_type` (415); `weak_password` (422); `rate_limited` (429);
              *     `not_ready`, `store_unavailable`, `server_busy` (503).
              * @enum {string}
              */
-            code?: "invalid_request" | "malformed_json" | "invalid_credentials" | "missing_token" | "invalid_token" | "invalid_refresh_token" | "refresh_token_reused" | "forbidden" | "cross_site_request" | "invalid_current_password" | "signup_disabled" | "user_disabled" | "not_found" | "session_not_found" | "user_not_found" | "method_not_allowed" | "name_taken" | "payload_too_large" | "unsupported_media_type" | "weak_password" | "rate_limited" | "not_ready" | "store_unavailable" | "server_busy";
+            code?: "invalid_request" | "malformed_json" | "invalid_credentials" | "missing_token" | "invalid_token" | "invalid_refresh_token" | "refresh_token_reused" | "forbidden" | "cross_site_request" | "invalid_current_password" | "signup_disabled" | "user_disabled" | "not_found" | "session_not_found" | "user_not_found" | "method_not_allowed" | "name_taken" | "last_admin" | "payload_too_large" | "unsupported_media_type" | "weak_password" | "rate_limited" | "not_ready" | "store_unavailable" | "server_busy";
             checks?: components["schemas"]["Checks"];
             /** @description For validation failures, each offending field (at most 20). */
             errors?: {
@@ -524,11 +678,199 @@ export interface components {
             last_used_at: string;
             /** @description The `User-Agent` that logged in (its first 512 characters), or null when none was sent. */
             user_agent: string | null;
+            address: components["schemas"]["Address"];
+            browser: components["schemas"]["BrowserName"];
+            os: components["schemas"]["OsName"];
             /** @description Whether this is the session of the token that asked. */
             current: boolean;
         };
+        /**
+         * @description The client's address (behind a proxy, with `TRUST_PROXY`, the one it forwarded), or null when not known.
+         * @example 203.0.113.7
+         */
+        Address: string | null;
+        /**
+         * @description The browser and its version read from the user agent (bowser), or null when it tells none.
+         * @example Firefox 128.0
+         */
+        BrowserName: string | null;
+        /**
+         * @description The operating system (and version, when told) read from the user agent, or null when it tells none.
+         * @example Linux
+         */
+        OsName: string | null;
+        SessionsEnded: {
+            /**
+             * Format: int32
+             * @description How many sessions this ended.
+             */
+            sessions_ended: number;
+        };
+        /** @description What to change; at least one of the two. */
+        UserUpdate: {
+            role?: components["schemas"]["Role"];
+            disabled?: boolean;
+        };
+        SetPasswordRequest: {
+            password: components["schemas"]["NewPassword"];
+        };
+        /**
+         * @description What happened (the README's table says when each is written). `key_rotated` and
+         *     `key_retired` are written by the signing-key tooling.
+         * @enum {string}
+         */
+        AuditEventName: "login_succeeded" | "login_failed" | "login_limited" | "refresh_token_reused" | "logout" | "session_ended" | "other_sessions_ended" | "password_changed" | "password_change_failed" | "signup" | "role_changed" | "user_disabled" | "user_enabled" | "password_set_by_admin" | "user_deleted" | "sessions_ended_by_admin" | "key_rotated" | "key_retired";
+        /**
+         * @description The event's number; larger is later.
+         * @example 1042
+         */
+        AuditEventId: string;
+        /**
+         * @description What else the event says, by event: `reason` (`login_failed`: `unknown_name`,
+         *     `wrong_password` or `disabled`), `session_id`, `sessions_ended`, `from` and `to` (a role),
+         *     `retry_after`, `via` (`cli`), `kid`. Never a password, a token or a hash.
+         */
+        AuditDetails: {
+            [key: string]: string | number | boolean;
+        } | null;
+        NullableId: string | null;
+        AuditEvent: {
+            id: components["schemas"]["AuditEventId"];
+            /** Format: date-time */
+            at: string;
+            event: components["schemas"]["AuditEventName"];
+            actor_id: components["schemas"]["NullableId"];
+            target_id: components["schemas"]["NullableId"];
+            /** @description The account's name as stored when the event was written (never a name as typed). */
+            target_name: string | null;
+            address: components["schemas"]["Address"];
+            user_agent: string | null;
+            /** @description The request's `X-Request-Id`, as in the server's log lines. */
+            request_id: string | null;
+            details: components["schemas"]["AuditDetails"];
+        };
+        ActivityEvent: {
+            id: components["schemas"]["AuditEventId"];
+            /** Format: date-time */
+            at: string;
+            event: components["schemas"]["AuditEventName"];
+            /**
+             * @description Who acted.
+             * @enum {string}
+             */
+            by: "self" | "admin" | "none";
+            address: components["schemas"]["Address"];
+            user_agent: string | null;
+            browser: components["schemas"]["BrowserName"];
+            os: components["schemas"]["OsName"];
+            details: components["schemas"]["AuditDetails"];
+        };
     };
     responses: {
+        /**
+         * @description `invalid_request`: a query parameter breaks its schema or is given more than once, or the
+         *     cursor is not one this server made (each in `errors`). Also the HTTP parser's refusal of a
+         *     malformed request.
+         */
+        BadQuery: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:invalid_request",
+                 *       "title": "Bad Request",
+                 *       "status": 400,
+                 *       "detail": "Invalid query: /query/limit must be <= 200",
+                 *       "code": "invalid_request",
+                 *       "errors": [
+                 *         {
+                 *           "pointer": "/query/limit",
+                 *           "message": "must be <= 200"
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description `invalid_request`: the account id is not one this server makes (1 to 64 characters of
+         *     `A-Z a-z 0-9 _ -`). Also the HTTP parser's refusal of a malformed request.
+         */
+        BadUserId: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:invalid_request",
+                 *       "title": "Bad Request",
+                 *       "status": 400,
+                 *       "detail": "Invalid path parameter: /params/id must match pattern \"^[A-Za-z0-9_-]+$\"",
+                 *       "code": "invalid_request",
+                 *       "errors": [
+                 *         {
+                 *           "pointer": "/params/id",
+                 *           "message": "must match pattern \"^[A-Za-z0-9_-]+$\""
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description `invalid_request`: the account id or the body breaks the schema (each offending field in
+         *     `errors`), or the body is empty. `malformed_json`: the body is not a JSON object. Also the
+         *     HTTP parser's refusal of a malformed request.
+         */
+        BadUserRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `user_not_found`: no account has this id (it may have been deleted). */
+        UserNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:user_not_found",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "No such user.",
+                 *       "code": "user_not_found"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `last_admin`: the change would leave no enabled admin; make another account an admin first. */
+        LastAdmin: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem-type:last_admin",
+                 *       "title": "Conflict",
+                 *       "status": 409,
+                 *       "detail": "This would leave no enabled admin: make another account an admin first.",
+                 *       "code": "last_admin"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /**
          * @description `invalid_request`: the HTTP parser refused the request (a malformed request line, header
          *     or chunked body, or both `Content-Length` and `Transfer-Encoding`). This operation reads
@@ -662,7 +1004,7 @@ export interface components {
                  *       "type": "urn:problem-type:forbidden",
                  *       "title": "Forbidden",
                  *       "status": 403,
-                 *       "detail": "Only admins may list users.",
+                 *       "detail": "Only admins may do this.",
                  *       "code": "forbidden"
                  *     }
                  */
@@ -967,6 +1309,36 @@ export interface components {
     };
     parameters: {
         /**
+         * @description The account's id, as `GET /users` lists it.
+         * @example 5VXyitneEhUmFgrx-ZcfPQ
+         */
+        UserId: components["schemas"]["Id"];
+        /**
+         * @description Where the page starts, as the previous page's `Link` header gave it (opaque).
+         * @example MTA0MQ
+         */
+        Cursor: string;
+        /**
+         * @description Accounts per page (100 when left out).
+         * @example 20
+         */
+        UsersLimit: number;
+        /**
+         * @description Events per page (50 when left out).
+         * @example 50
+         */
+        AuditLimit: number;
+        /**
+         * @description Only events at or after this time (RFC 3339, with its offset).
+         * @example 2026-12-01T00:00:00Z
+         */
+        Since: string;
+        /**
+         * @description Only events before this time (RFC 3339, with its offset).
+         * @example 2026-12-03T00:00:00Z
+         */
+        Until: string;
+        /**
          * @description The refresh token, set httpOnly by `POST /login` and `POST /refresh`. Used when the body
          *     has no `refresh_token`; a cookie longer than 256 characters is refused with 400 whether
          *     it is used or not.
@@ -996,6 +1368,12 @@ export interface components {
          * @example refresh_token=; path=/refresh; expires=Thu, 01 Jan 1970 00:00:00 GMT; samesite=strict; httponly
          */
         ClearRefreshCookie: string;
+        /**
+         * @description The next page, when there is one (RFC 8288): `<path?...&cursor=...>; rel="next"`, a
+         *     relative reference with the same filters and limit. Absent on the last page.
+         * @example </audit?limit=50&cursor=MTA0MQ>; rel="next"
+         */
+        NextLink: string;
         /**
          * @description Always `no-store`.
          * @example no-store
@@ -1414,17 +1792,34 @@ export interface operations {
     };
     listUsers: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description A part of the name to look for (case and Unicode form ignored); empty finds every account.
+                 * @example ali
+                 */
+                q?: string;
+                /**
+                 * @description Accounts per page (100 when left out).
+                 * @example 20
+                 */
+                limit?: components["parameters"]["UsersLimit"];
+                /**
+                 * @description Where the page starts, as the previous page's `Link` header gave it (opaque).
+                 * @example MTA0MQ
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Every account. */
+            /** @description A page of accounts. */
             200: {
                 headers: {
                     "Cache-Control": components["headers"]["NoStore"];
+                    Link: components["headers"]["NextLink"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1449,7 +1844,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserDetails"][];
                 };
             };
-            400: components["responses"]["MalformedRequest"];
+            400: components["responses"]["BadQuery"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["AdminOnly"];
             405: components["responses"]["MethodNotAllowed"];
@@ -1532,19 +1927,59 @@ export interface operations {
                      *         "id": "vzbVhg1JhetZcwNFp6SAOg",
                      *         "created_at": "2026-12-02T19:51:55.720Z",
                      *         "last_used_at": "2026-12-02T20:06:41.003Z",
+                     *         "address": "203.0.113.7",
                      *         "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                     *         "browser": "Firefox 128.0",
+                     *         "os": "Linux",
                      *         "current": true
                      *       },
                      *       {
                      *         "id": "kL0x3mWq9dZ8fT2uYb7nRA",
                      *         "created_at": "2026-11-28T08:02:10.415Z",
                      *         "last_used_at": "2026-12-01T17:45:02.988Z",
+                     *         "address": null,
                      *         "user_agent": null,
+                     *         "browser": null,
+                     *         "os": null,
                      *         "current": false
                      *       }
                      *     ]
                      */
                     "application/json": components["schemas"]["Session"][];
+                };
+            };
+            400: components["responses"]["MalformedRequest"];
+            401: components["responses"]["Unauthorized"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    endOtherSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The other sessions have ended. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "sessions_ended": 2
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionsEnded"];
                 };
             };
             400: components["responses"]["MalformedRequest"];
@@ -1583,6 +2018,350 @@ export interface operations {
             400: components["responses"]["BadSessionId"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    deleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id, as `GET /users` lists it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadUserId"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminOnly"];
+            404: components["responses"]["UserNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["LastAdmin"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id, as `GET /users` lists it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            /** @description The account as it is now. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "5VXyitneEhUmFgrx-ZcfPQ",
+                     *       "name": "alice",
+                     *       "role": "admin",
+                     *       "disabled": false,
+                     *       "created_at": "2026-12-02T19:51:55.720Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UserDetails"];
+                };
+            };
+            400: components["responses"]["BadUserRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminOnly"];
+            404: components["responses"]["UserNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["LastAdmin"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    setUserPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id, as `GET /users` lists it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "a much longer passphrase of mine"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SetPasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description Set; every session of the account has ended. */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadUserRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminOnly"];
+            404: components["responses"]["UserNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["WeakPassword"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailableOrBusy"];
+        };
+    };
+    endUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id, as `GET /users` lists it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session of the account has ended. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "sessions_ended": 3
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionsEnded"];
+                };
+            };
+            400: components["responses"]["BadUserId"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminOnly"];
+            404: components["responses"]["UserNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only events this account did or that concerned it.
+                 * @example 5VXyitneEhUmFgrx-ZcfPQ
+                 */
+                user?: components["schemas"]["Id"];
+                /**
+                 * @description Only events of this type.
+                 * @example login_failed
+                 */
+                event?: components["schemas"]["AuditEventName"];
+                /**
+                 * @description Only events at or after this time (RFC 3339, with its offset).
+                 * @example 2026-12-01T00:00:00Z
+                 */
+                since?: components["parameters"]["Since"];
+                /**
+                 * @description Only events before this time (RFC 3339, with its offset).
+                 * @example 2026-12-03T00:00:00Z
+                 */
+                until?: components["parameters"]["Until"];
+                /**
+                 * @description Events per page (50 when left out).
+                 * @example 50
+                 */
+                limit?: components["parameters"]["AuditLimit"];
+                /**
+                 * @description Where the page starts, as the previous page's `Link` header gave it (opaque).
+                 * @example MTA0MQ
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events, newest first. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    Link: components["headers"]["NextLink"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": "1042",
+                     *         "at": "2026-12-02T20:06:41.003Z",
+                     *         "event": "role_changed",
+                     *         "actor_id": "Qm9vdHN0cmFwQWRtaW4wMQ",
+                     *         "target_id": "5VXyitneEhUmFgrx-ZcfPQ",
+                     *         "target_name": "alice",
+                     *         "address": "203.0.113.7",
+                     *         "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                     *         "request_id": "9b2f7c1e-4a4b-4d8e-9f0a-3c1d2e5f6a7b",
+                     *         "details": {
+                     *           "from": "user",
+                     *           "to": "admin",
+                     *           "sessions_ended": 1
+                     *         }
+                     *       },
+                     *       {
+                     *         "id": "1041",
+                     *         "at": "2026-12-02T20:01:12.518Z",
+                     *         "event": "login_failed",
+                     *         "actor_id": null,
+                     *         "target_id": null,
+                     *         "target_name": null,
+                     *         "address": "198.51.100.23",
+                     *         "user_agent": "curl/8.5.0",
+                     *         "request_id": "4f0c2a9e-1b7d-4e3a-8c6f-2d5e9a1b3c7d",
+                     *         "details": {
+                     *           "reason": "unknown_name"
+                     *         }
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["AuditEvent"][];
+                };
+            };
+            400: components["responses"]["BadQuery"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminOnly"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["ChunkExtensionsTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    listActivity: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Events per page (50 when left out).
+                 * @example 50
+                 */
+                limit?: components["parameters"]["AuditLimit"];
+                /**
+                 * @description Where the page starts, as the previous page's `Link` header gave it (opaque).
+                 * @example MTA0MQ
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events, newest first. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    Link: components["headers"]["NextLink"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": "1043",
+                     *         "at": "2026-12-02T20:07:02.113Z",
+                     *         "event": "login_succeeded",
+                     *         "by": "self",
+                     *         "address": "203.0.113.7",
+                     *         "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                     *         "browser": "Firefox 128.0",
+                     *         "os": "Linux",
+                     *         "details": {
+                     *           "session_id": "vzbVhg1JhetZcwNFp6SAOg"
+                     *         }
+                     *       },
+                     *       {
+                     *         "id": "1040",
+                     *         "at": "2026-12-02T19:58:30.902Z",
+                     *         "event": "login_failed",
+                     *         "by": "none",
+                     *         "address": "198.51.100.23",
+                     *         "user_agent": "curl/8.5.0",
+                     *         "browser": null,
+                     *         "os": null,
+                     *         "details": {
+                     *           "reason": "wrong_password"
+                     *         }
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["ActivityEvent"][];
+                };
+            };
+            400: components["responses"]["BadQuery"];
+            401: components["responses"]["Unauthorized"];
             405: components["responses"]["MethodNotAllowed"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["ChunkExtensionsTooLarge"];

@@ -2,10 +2,10 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type Ajv2020 from 'ajv/dist/2020';
 import type { Context, Middleware } from 'koa';
-import { AuthError } from '../errors';
+import { AuthError, type FieldError } from '../errors';
 import type { Contract, Operation } from './contract';
 import type { AuthUses, Handlers } from './handler-types';
-import { compileSchema, fieldErrors } from './validation';
+import { compileSchema, fieldErrors, MAX_FIELD_ERRORS } from './validation';
 
 export interface ContractRouterOptions {
   contract: Contract;
@@ -123,18 +123,65 @@ function parseJsonBody(limit: number): Middleware {
   };
 }
 
+/**
+ * The query parameters the contract declares, checked one by one: each arrives as text, and is
+ * taken as text when its schema accepts that, else as the JSON it spells (`limit=20` is the
+ * number 20, `limit=0x10` nothing). One given twice is refused; others are ignored. The values
+ * taken, with the schemas' defaults, land in `ctx.state.query`.
+ */
+function queryReader(ajv: Ajv2020, op: Operation): ((ctx: Context) => void) | undefined {
+  if (!op.query) return undefined;
+  const params = op.query.map((p) => ({ ...p, check: compileSchema(ajv, p.schema), fallback: (p.schema as { default?: unknown }).default }));
+  return function readQuery(ctx) {
+    const out: Record<string, unknown> = {};
+    const errors: FieldError[] = [];
+    for (const p of params) {
+      const raw = ctx.query[p.name];
+      const pointer = `/query/${p.name}`;
+      if (raw === undefined) {
+        if (p.required) errors.push({ pointer, message: 'is required' });
+        else if (p.fallback !== undefined) out[p.name] = p.fallback;
+        continue;
+      }
+      if (Array.isArray(raw)) {
+        errors.push({ pointer, message: 'must be given once' });
+        continue;
+      }
+      if (p.check(raw)) {
+        out[p.name] = raw;
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed !== undefined && typeof parsed !== 'string' && p.check(parsed)) out[p.name] = parsed;
+      else errors.push(...fieldErrors(p.check.errors, pointer));
+    }
+    if (errors.length > 0) {
+      const shown = errors.slice(0, MAX_FIELD_ERRORS);
+      throw new AuthError('invalid_request', `Invalid query: ${shown.map((e) => `${e.pointer} ${e.message}`).join('; ')}`, { errors: shown });
+    }
+    ctx.state['query'] = out;
+  };
+}
+
 function validator(ajv: Ajv2020, op: Operation): Middleware | undefined {
+  const readQuery = queryReader(ajv, op);
   const checkBody = op.body && compileSchema(ajv, op.body.schema);
   const checkParams = op.params && compileSchema(ajv, op.params);
   const checkCookies = op.cookies && compileSchema(ajv, op.cookies);
   const cookieNames = Object.keys((op.cookies?.['properties'] ?? {}) as object);
   const bodyRequired = op.body?.required === true;
-  if (!checkBody && !checkParams && !checkCookies) return undefined;
+  if (!checkBody && !checkParams && !checkCookies && !readQuery) return undefined;
   return function validate(ctx, next) {
     if (checkParams && !checkParams(ctx.params)) {
       const errors = fieldErrors(checkParams.errors, '/params');
       throw new AuthError('invalid_request', `Invalid path parameter: ${errors.map((e) => `${e.pointer} ${e.message}`).join('; ')}`, { errors });
     }
+    readQuery?.(ctx);
     if (checkCookies) {
       const cookies: Record<string, string> = {};
       for (const name of cookieNames) {
@@ -160,7 +207,7 @@ function validator(ajv: Ajv2020, op: Operation): Middleware | undefined {
 }
 
 /** A handler seen from the router, which knows only that it answers a status and maybe a body. */
-type AnyHandler = (input: { body: unknown; params: unknown; auth: unknown; ctx: Context }) => Promise<{ status: number; body?: unknown }> | { status: number; body?: unknown };
+type AnyHandler = (input: { body: unknown; params: unknown; query: unknown; auth: unknown; ctx: Context }) => Promise<{ status: number; body?: unknown }> | { status: number; body?: unknown };
 
 function dispatch(handler: AnyHandler): Middleware {
   const send = (ctx: Context, reply: { status: number; body?: unknown }) => {
@@ -174,6 +221,7 @@ function dispatch(handler: AnyHandler): Middleware {
     const reply = handler({
       body: ctx.request.body,
       params: ctx.params,
+      query: ctx.state['query'] ?? {},
       auth: ctx.state['auth'],
       ctx,
     });

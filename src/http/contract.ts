@@ -46,6 +46,8 @@ export interface Operation {
   params: Schema | undefined;
   /** An object schema over the cookie parameters (each optional unless `required`), when there are any. */
   cookies: Schema | undefined;
+  /** The query parameters, each with its schema, when there are any. */
+  query: { name: string; required: boolean; schema: Schema }[] | undefined;
 }
 
 export interface Contract {
@@ -94,6 +96,7 @@ export function parseContract(text: string): Contract {
       const allParams: any[] = [...(item['parameters'] ?? []), ...(op.parameters ?? [])].map((x: any) => resolveLocal(document, x));
       const pathParams = allParams.filter((x) => x.in === 'path');
       const cookieParams = allParams.filter((x) => x.in === 'cookie');
+      const queryParams = allParams.filter((x) => x.in === 'query');
       operations.push({
         id: op.operationId,
         method,
@@ -119,6 +122,7 @@ export function parseContract(text: string): Contract {
                 required: cookieParams.filter((x) => x.required === true).map((x) => x.name),
                 properties: Object.fromEntries(cookieParams.map((x) => [x.name, x.schema])),
               },
+        query: queryParams.length === 0 ? undefined : queryParams.map((x: any) => ({ name: x.name, required: x.required === true, schema: x.schema ?? {} })),
       });
     }
   }

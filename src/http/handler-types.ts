@@ -15,6 +15,9 @@ export type RequestBody<K extends OperationId> = Op<K> extends { requestBody: { 
 
 export type PathParams<K extends OperationId> = Op<K>['parameters'] extends { path: infer P } ? P : Record<string, never>;
 
+/** The query parameters the contract declares (as read: numbers as numbers, defaults filled in). */
+export type QueryParams<K extends OperationId> = Op<K>['parameters'] extends { query?: infer Q } ? (undefined extends Q ? Exclude<Q, undefined> : Q) : Record<string, never>;
+
 // 304: a conditional GET whose validator still matches (the JWKS).
 type SuccessStatus = 200 | 201 | 202 | 204 | 304;
 
@@ -52,6 +55,7 @@ type AuthInput<U extends AuthUse> = U extends 'required'
 export type HandlerInput<K extends OperationId> = {
   body: RequestBody<K>;
   params: PathParams<K>;
+  query: QueryParams<K>;
   ctx: Context;
 } & AuthInput<(typeof AUTH_USE)[K]>;
 

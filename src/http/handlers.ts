@@ -1,6 +1,9 @@
 import type { Context } from 'koa';
 import { AuthError } from '../errors';
-import type { AuthService, TokenPair } from '../services/auth';
+import type { components } from '../generated/openapi';
+import type { AuditEventRecord } from '../store/store';
+import type { AuthService, SelfMeta, TokenPair } from '../services/auth';
+import type { AccessClaims } from '../services/tokens';
 import { DEVICE_TRUST_SECONDS } from '../services/device-tokens';
 import type { DependencyState, Health } from '../services/health';
 import { createHash } from 'node:crypto';
@@ -11,7 +14,9 @@ import { nameKey } from '../services/names';
 import type { Store } from '../store/store';
 import type { AuthUses, Handlers } from './handler-types';
 import { requestLogger } from './request-log';
+import { decodeCursor, encodeCursor, setNextLink } from './paging';
 import type { SameOriginGuard } from './same-origin';
+import { summariseAgent } from './user-agent';
 
 export const REFRESH_COOKIE = 'refresh_token';
 /** The cookie goes only to `POST /refresh`: logout finds its session from the access token. */
@@ -75,9 +80,50 @@ export const AUTH_USE = {
   deleteSession: 'required',
   getJwks: 'none',
   getServerMetadata: 'none',
+  endOtherSessions: 'required',
+  updateUser: 'required',
+  deleteUser: 'required',
+  setUserPassword: 'required',
+  endUserSessions: 'required',
+  listAuditEvents: 'required',
+  listActivity: 'required',
 } as const satisfies AuthUses;
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+type EventName = components['schemas']['AuditEventName'];
+type Details = components['schemas']['AuditDetails'];
+
+/** Only an admin's token passes; any other is 403 (its role is current: a role change ends its sessions). */
+function requireAdmin(claims: AccessClaims, detail = 'Only admins may do this.'): void {
+  if (claims.role !== 'admin') throw new AuthError('forbidden', detail);
+}
+
+/** Where the request came from, for the audit trail; the actor is the token's account, when there is one. */
+function requestMeta(ctx: Context, claims?: AccessClaims): SelfMeta {
+  return {
+    actorId: claims?.sub ?? null,
+    ...(claims ? { actorName: claims.name } : {}),
+    address: ctx.ip,
+    userAgent: ctx.get('user-agent') || null,
+    requestId: (ctx.state['reqId'] as string | undefined) ?? null,
+  };
+}
+
+const isAuditCursor = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+const isUserCursor = (v: unknown): v is [number, string] =>
+  Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && Number.isSafeInteger(v[0]) && typeof v[1] === 'string' && v[1].length <= 256;
+
+/** A page of events one more than asked, cut to `limit`, with the next page's link when there is one. */
+function pageOf(ctx: Context, query: Record<string, unknown>, rows: AuditEventRecord[], limit: number): AuditEventRecord[] {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  if (rows.length > limit && last) setNextLink(ctx, query, encodeCursor(last.id));
+  return page;
+}
+
+/** An RFC 3339 time of the query, in ms (the contract checked its form). */
+const timeOf = (text: string | undefined) => (text === undefined ? undefined : Date.parse(text));
 
 /** The HTTP side of every operation: adapts ctx to the services and back, nothing more. */
 export function createHandlers(deps: HandlerDeps): Handlers {
@@ -158,6 +204,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
         userAgent: ctx.get('user-agent') || null,
         ip: ctx.ip,
         deviceToken: ctx.cookies.get(DEVICE_COOKIE),
+        requestId: ctx.state['reqId'] as string,
         ...log(ctx),
       });
       setDeviceCookie(ctx, result.deviceToken);
@@ -173,7 +220,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       if (!token) throw new AuthError('invalid_refresh_token', 'No refresh token was sent (cookie or body).');
       try {
         // A browser's refresh token stays in the httpOnly cookie: page scripts never see it.
-        return tokenReply(ctx, await auth.refresh(token, log(ctx)), body.refresh_token !== undefined);
+        return tokenReply(ctx, await auth.refresh(token, { ...log(ctx), meta: requestMeta(ctx) }), body.refresh_token !== undefined);
       } catch (error) {
         // A dead cookie is of no more use to the browser.
         if (!body.refresh_token) setRefreshCookie(ctx, null);
@@ -183,7 +230,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
 
     async logout({ auth: claims, ctx }) {
       deps.sameOrigin(ctx);
-      await auth.logout(claims.sid);
+      await auth.logout(claims.sid, requestMeta(ctx, claims));
       setRefreshCookie(ctx, null);
       return { status: 204 };
     },
@@ -191,23 +238,101 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     getUser: ({ auth: claims }) => ({ status: 200, body: { id: claims.sub, name: claims.name, role: claims.role } }),
 
     async changePassword({ auth: claims, body, ctx }) {
-      await auth.changePassword(claims.sub, body.current_password, body.new_password, { ...log(ctx), ip: ctx.ip });
+      await auth.changePassword(claims.sub, body.current_password, body.new_password, { ...log(ctx), ip: ctx.ip, meta: requestMeta(ctx, claims) });
       return { status: 204 };
     },
 
-    async listUsers({ auth: claims }) {
-      if (claims.role !== 'admin') throw new AuthError('forbidden', 'Only admins may list users.');
-      const users = await auth.listUsers();
+    async listUsers({ auth: claims, query, ctx }) {
+      requireAdmin(claims, 'Only admins may list users.');
+      const limit = query.limit ?? 100;
+      const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, isUserCursor);
+      const page = await auth.searchUsers({ ...(query.q !== undefined ? { q: query.q } : {}), ...(after ? { after: { createdAt: after[0], nameKey: after[1] } } : {}), limit });
+      if (page.next) setNextLink(ctx, { ...query, limit }, encodeCursor([page.next.createdAt, page.next.nameKey]));
       return {
         status: 200,
-        body: users.map((u) => ({ id: u.id, name: u.name, role: u.role, disabled: u.disabled, created_at: iso(u.createdAt) })),
+        body: page.users.map((u) => ({ id: u.id, name: u.name, role: u.role, disabled: u.disabled, created_at: iso(u.createdAt) })),
+      };
+    },
+
+    async updateUser({ auth: claims, params, body, ctx }) {
+      requireAdmin(claims);
+      const { user } = await auth.changeAccount(params.id, { ...(body.role !== undefined ? { role: body.role } : {}), ...(body.disabled !== undefined ? { disabled: body.disabled } : {}) }, requestMeta(ctx, claims));
+      return { status: 200, body: { id: user.id, name: user.name, role: user.role, disabled: user.disabled, created_at: iso(user.createdAt) } };
+    },
+
+    async deleteUser({ auth: claims, params, ctx }) {
+      requireAdmin(claims);
+      await auth.deleteUserById(params.id, requestMeta(ctx, claims));
+      return { status: 204 };
+    },
+
+    async setUserPassword({ auth: claims, params, body, ctx }) {
+      requireAdmin(claims);
+      await auth.setPasswordById(params.id, body.password, requestMeta(ctx, claims));
+      return { status: 204 };
+    },
+
+    async endUserSessions({ auth: claims, params, ctx }) {
+      requireAdmin(claims);
+      const { sessionsEnded } = await auth.endUserSessions(params.id, requestMeta(ctx, claims));
+      return { status: 200, body: { sessions_ended: sessionsEnded } };
+    },
+
+    async listAuditEvents({ auth: claims, query, ctx }) {
+      requireAdmin(claims);
+      const limit = query.limit ?? 50;
+      const beforeId = query.cursor === undefined ? undefined : decodeCursor(query.cursor, isAuditCursor);
+      const since = timeOf(query.since);
+      const until = timeOf(query.until);
+      const rows = await store.listAudit({
+        limit: limit + 1,
+        ...(query.user !== undefined ? { userId: query.user } : {}),
+        ...(query.event !== undefined ? { event: query.event } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
+        ...(beforeId !== undefined ? { beforeId } : {}),
+      });
+      return {
+        status: 200,
+        body: pageOf(ctx, { ...query, limit }, rows, limit).map((e) => ({
+          id: String(e.id),
+          at: iso(e.at),
+          event: e.event as EventName,
+          actor_id: e.actorId,
+          target_id: e.targetId,
+          target_name: e.targetName,
+          address: e.address,
+          user_agent: e.userAgent,
+          request_id: e.requestId,
+          details: e.details as Details,
+        })),
+      };
+    },
+
+    async listActivity({ auth: claims, query, ctx }) {
+      const limit = query.limit ?? 50;
+      const beforeId = query.cursor === undefined ? undefined : decodeCursor(query.cursor, isAuditCursor);
+      // What happened to the caller's account: the events that name it as their target.
+      const rows = await store.listAudit({ targetId: claims.sub, limit: limit + 1, ...(beforeId !== undefined ? { beforeId } : {}) });
+      return {
+        status: 200,
+        body: pageOf(ctx, { ...query, limit }, rows, limit).map((e) => ({
+          id: String(e.id),
+          at: iso(e.at),
+          event: e.event as EventName,
+          by: e.actorId === claims.sub ? ('self' as const) : e.actorId === null ? ('none' as const) : ('admin' as const),
+          address: e.address,
+          user_agent: e.userAgent,
+          ...summariseAgent(e.userAgent),
+          details: e.details as Details,
+        })),
       };
     },
 
     async signup({ body, ctx }) {
       if (!deps.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
       await limiter.hit(ctx.ip);
-      return { status: 201, body: await auth.signup(body.name, body.password, { ...log(ctx), ip: ctx.ip }) };
+      return { status: 201, body: await auth.signup(body.name, body.password, { ...log(ctx), ip: ctx.ip, meta: requestMeta(ctx) }) };
     },
 
     async listSessions({ auth: claims }) {
@@ -218,7 +343,9 @@ export function createHandlers(deps: HandlerDeps): Handlers {
           id: s.id,
           created_at: iso(s.createdAt),
           last_used_at: iso(s.lastUsedAt),
+          address: s.address,
           user_agent: s.userAgent,
+          ...summariseAgent(s.userAgent),
           current: s.id === claims.sid,
         })),
       };
@@ -254,9 +381,14 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       };
     },
 
-    async deleteSession({ auth: claims, params }) {
-      await auth.endSession(claims.sub, params.id);
+    async deleteSession({ auth: claims, params, ctx }) {
+      await auth.endSession(claims.sub, params.id, requestMeta(ctx, claims));
       return { status: 204 };
+    },
+
+    async endOtherSessions({ auth: claims, ctx }) {
+      const ended = await auth.endOtherSessions(claims.sub, claims.sid, requestMeta(ctx, claims));
+      return { status: 200, body: { sessions_ended: ended } };
     },
   };
 }

@@ -1,6 +1,8 @@
+import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock';
-import { AuthError } from '../errors';
+import { AuthError, isAuthError } from '../errors';
 import type { SessionRecord, Store } from '../store/store';
+import { type AuditLog, auditEvent, MAX_USER_AGENT, type RequestMeta } from './audit';
 import type { DeviceTokens } from './device-tokens';
 import type { Attempt, LoginLimiter } from './login-limiter';
 import type { Logger } from './logger';
@@ -37,6 +39,8 @@ export interface TokenPair {
 
 export interface SessionMeta {
   userAgent: string | null;
+  /** The request's id, for the audit trail. */
+  requestId?: string;
 }
 
 /** Who is trying: the client's address, and the trusted-device token it carries, if any. */
@@ -49,18 +53,24 @@ export interface ClientMeta {
 /** A login's answer: the tokens, and the device token that marks this browser trusted for the account. */
 export type LoginResult = TokenPair & { deviceToken: string };
 
+/** A signed-in user acting on their own account: the request's meta, and their name for the trail. */
+export type SelfMeta = RequestMeta & { actorName?: string };
+
 /** The logger for the lines of one call (the request's, with its id); the service's otherwise. */
 export type CallLog = { log?: Logger };
 
 /** Logging in and sessions, plus the account verbs of {@link UserAdmin}, which it delegates to. */
 export interface AuthService extends UserAdmin {
   login(name: string, password: string, meta: SessionMeta & ClientMeta & CallLog): Promise<LoginResult>;
-  refresh(refreshToken: string, call?: CallLog): Promise<TokenPair>;
-  logout(sessionId: string): Promise<void>;
+  refresh(refreshToken: string, call?: CallLog & { meta?: RequestMeta }): Promise<TokenPair>;
+  /** Ends the session; `meta.actorId` is its user. */
+  logout(sessionId: string, meta?: SelfMeta): Promise<void>;
   listSessions(userId: string): Promise<SessionRecord[]>;
-  endSession(userId: string, sessionId: string): Promise<void>;
-  changePassword(userId: string, current: string, next: string, call?: CallLog & Partial<ClientMeta>): Promise<void>;
-  signup(name: string, password: string, call?: CallLog & Partial<ClientMeta>): Promise<PublicUser>;
+  endSession(userId: string, sessionId: string, meta?: SelfMeta): Promise<void>;
+  /** Ends every active session of the user but `currentSessionId`; returns how many. */
+  endOtherSessions(userId: string, currentSessionId: string, meta?: SelfMeta): Promise<number>;
+  changePassword(userId: string, current: string, next: string, call?: CallLog & Partial<ClientMeta> & { meta?: RequestMeta }): Promise<void>;
+  signup(name: string, password: string, call?: CallLog & Partial<ClientMeta> & { meta?: RequestMeta }): Promise<PublicUser>;
 }
 
 export interface AuthDeps {
@@ -74,6 +84,8 @@ export interface AuthDeps {
   clock: Clock;
   logger: Logger;
   settings: AuthSettings;
+  /** Writes the events that belong to no transaction (refusals). */
+  audit: AuditLog;
 }
 
 /**
@@ -93,12 +105,47 @@ async function checking<T>(attempt: Attempt, step: () => Promise<T>): Promise<T>
 const invalidCredentials = () => new AuthError('invalid_credentials', 'The name or the password is wrong.');
 const invalidRefresh = () => new AuthError('invalid_refresh_token', 'The refresh token is invalid, expired or revoked.');
 
+/** A limited login is written to the trail at most once per address and name in this many ms. */
+export const LIMITED_EVENT_EVERY_MS = 60_000;
+/** Addresses and names remembered for that, least recently used out first. */
+const LIMITED_EVENT_KEYS = 10_000;
+/**
+ * And at most this many limited logins are written per minute in all (per process): an attack
+ * from many addresses is refused by the thousand, and each written refusal costs a look-up and an
+ * insert, competing with real logins for the store. The first ones of a burst say enough.
+ */
+export const LIMITED_EVENTS_PER_MINUTE = 20;
+
 /** Links of a rotation chain followed at most for one retry (each used within the reuse interval). */
 const MAX_RETRY_CHAIN = 8;
 
 export function createAuthService(deps: AuthDeps): AuthService {
-  const { store, tokens, passwords, revocations, clock, logger, settings, limiter, devices } = deps;
+  const { store, tokens, passwords, revocations, clock, logger, settings, limiter, devices, audit } = deps;
   const users = createUserAdmin({ store, passwords, clock, revocations });
+  // When each (address, name) last had a limited login written: an attack refused by the limits
+  // by the thousand must not become a thousand writes. In memory only (the name may be a password).
+  const limitedWritten = new LRUCache<string, number>({ max: LIMITED_EVENT_KEYS });
+  let limitedWindow = { start: Number.NEGATIVE_INFINITY, written: 0 };
+
+  /** Writes `login_limited` (at most once a minute per address and name, and 20 a minute in all), naming the account when there is one. */
+  const noteLimited = (key: string, meta: RequestMeta, retryAfter: string | undefined) => {
+    const now = clock.now();
+    const seen = `${meta.address ?? ''}\u0000${key}`;
+    const last = limitedWritten.get(seen);
+    if (last !== undefined && now - last < LIMITED_EVENT_EVERY_MS) return;
+    if (now - limitedWindow.start >= 60_000) limitedWindow = { start: now, written: 0 };
+    if (limitedWindow.written >= LIMITED_EVENTS_PER_MINUTE) return;
+    limitedWindow.written += 1;
+    limitedWritten.set(seen, now);
+    audit.record({
+      event: 'login_limited',
+      async build() {
+        const user = await store.findUserByNameKey(key);
+        const details = { ...(retryAfter ? { retry_after: Number(retryAfter) } : {}), ...(user ? {} : { known_user: false }) };
+        return auditEvent('login_limited', now, { ...meta, actorId: null }, { targetId: user?.id ?? null, targetName: user?.name ?? null, details });
+      },
+    });
+  };
 
   const issue = async (user: PublicUser, session: { id: string; expiresAt: number }, refreshToken: string, refreshExpiresAt: number): Promise<TokenPair> => {
     // The first token of a process waits for the keys to be loaded (start-up loads them first).
@@ -144,11 +191,6 @@ export function createAuthService(deps: AuthDeps): AuthService {
     return undefined;
   };
 
-  const revokeAll = async (userId: string, reason: string) => {
-    const now = clock.now();
-    for (const id of await store.revokeUserSessions(userId, reason, now)) revocations.add(id, now);
-  };
-
   return {
     ...users,
 
@@ -156,8 +198,16 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const log = meta.log ?? logger;
       const key = nameKey(name);
       const device = devices.read(meta.deviceToken, key);
+      const userAgent = meta.userAgent?.slice(0, MAX_USER_AGENT) ?? null;
+      const trail: RequestMeta = { address: meta.ip, userAgent, requestId: meta.requestId ?? null };
       // The limits are taken before the password is checked: attempts in flight count already.
-      const attempt = await limiter.begin({ ip: meta.ip, nameKey: key, ...(device ? { device } : {}) });
+      let attempt: Attempt;
+      try {
+        attempt = await limiter.begin({ ip: meta.ip, nameKey: key, ...(device ? { device } : {}) });
+      } catch (error) {
+        if (isAuthError(error, 'rate_limited')) noteLimited(key, trail, error.headers?.['Retry-After']);
+        throw error;
+      }
       const user = await checking(attempt, () => store.findUserByNameKey(key));
       if (!user) {
         // Same cost as a wrong password, so timing does not tell which names exist.
@@ -165,12 +215,15 @@ export function createAuthService(deps: AuthDeps): AuthService {
         await attempt.failed();
         // Security event without the name: people type passwords into the name field.
         log.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
+        audit.record(auditEvent('login_failed', clock.now(), trail, { details: { reason: 'unknown_name' } }));
         throw invalidCredentials();
       }
       const ok = await checking(attempt, () => passwords.verify(user.passwordHash, password, meta.ip));
       if (!ok || user.disabled) {
         await attempt.failed();
-        log.info({ event: 'login_failed', reason: ok ? 'disabled' : 'wrong_password', userId: user.id }, 'login failed');
+        const reason = ok ? 'disabled' : 'wrong_password';
+        log.info({ event: 'login_failed', reason, userId: user.id }, 'login failed');
+        audit.record(auditEvent('login_failed', clock.now(), trail, { targetId: user.id, targetName: user.name, details: { reason } }));
         throw invalidCredentials();
       }
       await attempt.succeeded();
@@ -182,8 +235,13 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const refreshToken = randomToken();
       const refreshExpiresAt = Math.min(now + settings.refreshTokenTtl * 1000, session.expiresAt);
       await store.createSession(
-        { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent: meta.userAgent?.slice(0, 512) ?? null },
+        { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent, address: meta.ip.slice(0, 64) },
         { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
+        auditEvent('login_succeeded', now, { ...trail, actorId: user.id }, {
+          targetId: user.id,
+          targetName: user.name,
+          details: { session_id: session.id, ...(device ? { trusted_device: true } : {}) },
+        }),
       );
       log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
       return { ...(await issue(user, session, refreshToken, refreshExpiresAt)), deviceToken: devices.issue(key, device) };
@@ -211,7 +269,17 @@ export function createAuthService(deps: AuthDeps): AuthService {
           return answer;
         }
         // RFC 9700 §4.14.2: a replayed refresh token means it leaked; end its whole family.
-        if (await store.revokeSession(result.sessionId, 'refresh_token_reused', now)) revocations.add(result.sessionId, now);
+        const session = await store.findSession(result.sessionId);
+        const owner = session && (await store.findUserById(session.userId));
+        const event = (revoked: boolean) =>
+          auditEvent('refresh_token_reused', now, { ...call?.meta, actorId: null }, {
+            targetId: session?.userId ?? null,
+            targetName: owner?.name ?? null,
+            details: { session_id: result.sessionId, session_revoked: revoked },
+          });
+        if (await store.revokeSession(result.sessionId, 'refresh_token_reused', now, event(true))) revocations.add(result.sessionId, now);
+        // Ended before (a logout, an earlier replay): the replay is still worth a line in the trail.
+        else audit.record(event(false));
         log.warn({ event: 'refresh_token_reused', security: true, sessionId: result.sessionId }, 'refresh token replayed: session revoked');
         throw new AuthError('refresh_token_reused', 'The refresh token was already used; the session has been ended.');
       }
@@ -219,20 +287,33 @@ export function createAuthService(deps: AuthDeps): AuthService {
       return issue(toPublicUser(result.user), result.session, next, expiresAt);
     },
 
-    async logout(sessionId) {
+    async logout(sessionId, meta) {
       const now = clock.now();
-      if (await store.revokeSession(sessionId, 'logout', now)) revocations.add(sessionId, now);
+      const event = auditEvent('logout', now, meta, { targetId: meta?.actorId ?? null, targetName: meta?.actorName ?? null, details: { session_id: sessionId } });
+      if (await store.revokeSession(sessionId, 'logout', now, event)) revocations.add(sessionId, now);
     },
 
     listSessions: (userId) => store.listActiveSessions(userId, clock.now()),
 
-    async endSession(userId, sessionId) {
+    async endSession(userId, sessionId, meta) {
       const session = await store.findSession(sessionId);
       if (!session || session.userId !== userId || session.revokedAt !== null || session.expiresAt <= clock.now()) {
         throw new AuthError('session_not_found', 'No such active session.');
       }
       const now = clock.now();
-      if (await store.revokeSession(sessionId, 'ended_by_user', now)) revocations.add(sessionId, now);
+      const event = auditEvent('session_ended', now, { ...meta, actorId: userId }, { targetId: userId, targetName: meta?.actorName ?? null, details: { session_id: sessionId } });
+      if (await store.revokeSession(sessionId, 'ended_by_user', now, event)) revocations.add(sessionId, now);
+    },
+
+    async endOtherSessions(userId, currentSessionId, meta) {
+      const now = clock.now();
+      const ids = await store.revokeUserSessions(userId, 'ended_by_user', now, {
+        exceptSessionId: currentSessionId,
+        audit: (revoked) =>
+          auditEvent('other_sessions_ended', now, { ...meta, actorId: userId }, { targetId: userId, targetName: meta?.actorName ?? null, details: { sessions_ended: revoked.length } }),
+      });
+      for (const id of ids) revocations.add(id, now);
+      return ids.length;
     },
 
     async changePassword(userId, current, next, call) {
@@ -242,9 +323,11 @@ export function createAuthService(deps: AuthDeps): AuthService {
       // A stolen access token must not buy unlimited guesses at the password: the same
       // take-before-check limit as a login, per account.
       const attempt = await limiter.beginUser(user.id);
+      const trail: RequestMeta = { ...call?.meta, actorId: user.id };
       if (!(await checking(attempt, () => passwords.verify(user.passwordHash, current, call?.ip)))) {
         await attempt.failed();
         log.info({ event: 'password_change_failed', reason: 'wrong_password', userId: user.id }, 'password change refused');
+        audit.record(auditEvent('password_change_failed', clock.now(), trail, { targetId: user.id, targetName: user.name, details: { reason: 'wrong_password' } }));
         throw new AuthError('invalid_current_password', 'The current password is wrong.', {
           errors: [{ pointer: '/body/current_password', message: 'is wrong' }],
         });
@@ -257,15 +340,24 @@ export function createAuthService(deps: AuthDeps): AuthService {
         });
       }
       checkPasswordPolicy(next, '/body/new_password', { name: user.name });
-      await store.setPasswordHash(user.id, await passwords.hash(next, call?.ip), clock.now());
-      await revokeAll(user.id, 'password_changed');
+      const passwordHash = await passwords.hash(next, call?.ip);
+      const now = clock.now();
+      // The new hash, the end of every session and the event: one transaction.
+      const result = await store.updateUser(user.id, { passwordHash }, {
+        now,
+        keepAnAdmin: false,
+        revokeReason: 'password_changed',
+        audit: (before, revoked) => [auditEvent('password_changed', now, trail, { targetId: before.id, targetName: before.name, details: { sessions_ended: revoked.length } })],
+      });
+      if (result.outcome !== 'changed') throw new AuthError('invalid_token', 'The account is gone or disabled.');
+      for (const id of result.revoked) revocations.add(id, now);
       log.info({ event: 'password_changed', userId: user.id }, 'password changed; sessions ended');
     },
 
     async signup(name, password, call) {
       const log = call?.log ?? logger;
       if (!settings.allowSignup) throw new AuthError('signup_disabled', 'Sign-up is closed on this server.');
-      const user = await users.addUser(name, password, 'user', call?.ip);
+      const user = await users.addUser(name, password, 'user', call?.ip, call?.meta ?? {});
       log.info({ event: 'signup', userId: user.id }, 'user signed up');
       return user;
     },

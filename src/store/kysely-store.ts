@@ -2,7 +2,19 @@ import { type Kysely, Migrator, SqliteAdapter, type Transaction, sql } from 'kys
 import { AuthError } from '../errors';
 import { migrationProvider, unknownMigrations } from './migrations';
 import type { Database } from './schema';
-import type { NewRefreshToken, RefreshTokenRow, RotateResult, SessionRecord, SigningKeyRecord, Store, UserRecord } from './store';
+import type {
+  AuditEventRecord,
+  NewAuditEvent,
+  NewRefreshToken,
+  RefreshTokenRow,
+  RotateResult,
+  SessionRecord,
+  SigningKeyRecord,
+  Store,
+  UserChangeOptions,
+  UserChangeResult,
+  UserRecord,
+} from './store';
 
 type UserRow = Database['users'];
 type SessionRow = Database['sessions'];
@@ -52,8 +64,39 @@ const toSession = (r: SessionRow): SessionRecord => ({
   lastUsedAt: Number(r.last_used_at),
   expiresAt: Number(r.expires_at),
   userAgent: r.user_agent,
+  address: r.address ?? null,
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
 });
+
+type AuditRow = Database['audit_events'];
+
+const toAuditRow = (e: NewAuditEvent): Omit<AuditRow, 'id'> => ({
+  at: e.at,
+  event: e.event,
+  actor_id: e.actorId,
+  target_id: e.targetId,
+  target_name: e.targetName,
+  address: e.address,
+  user_agent: e.userAgent,
+  request_id: e.requestId,
+  details: e.details === null ? null : JSON.stringify(e.details),
+});
+
+const fromAuditRow = (r: Omit<AuditRow, 'id'> & { id: number }): AuditEventRecord => ({
+  id: Number(r.id),
+  at: Number(r.at),
+  event: r.event,
+  actorId: r.actor_id,
+  targetId: r.target_id,
+  targetName: r.target_name,
+  address: r.address,
+  userAgent: r.user_agent,
+  requestId: r.request_id,
+  details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
+});
+
+/** `%` and `_` are LIKE's wildcards, `\\` its escape here: a search for them finds them. */
+const likeEscape = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** True for a unique-constraint violation, in SQLite's or PostgreSQL's words. */
 function isUniqueViolation(error: unknown): boolean {
@@ -98,6 +141,14 @@ export async function migrate(db: Kysely<Database>): Promise<void> {
  */
 export const REVOCATION_LOG_LOCK = '7315930462710413';
 
+/**
+ * The advisory lock that serialises changes able to take away an enabled admin (demote, disable,
+ * delete) on PostgreSQL, so that "is another enabled admin left?" and the change are one step:
+ * under READ COMMITTED two demotions of two admins would each see the other still an admin and
+ * both commit. Taken first in the transaction (before the revocation log's lock, which comes last).
+ */
+export const ADMIN_CHANGE_LOCK = '7315930462710414';
+
 /** Rows one poll reads at most; the next poll goes on from there. */
 const REVOCATION_BATCH = 5_000;
 
@@ -113,6 +164,55 @@ export function createKyselyStore(db: Kysely<Database>): Store {
       .values(ids.map((id) => ({ session_id: id, revoked_at: now })))
       .execute();
   };
+
+  const insertAudit = async (trx: Transaction<Database>, event: NewAuditEvent | NewAuditEvent[] | undefined) => {
+    const events = event === undefined ? [] : Array.isArray(event) ? event : [event];
+    if (events.length > 0) await trx.insertInto('audit_events').values(events.map(toAuditRow)).execute();
+  };
+
+  /** Revokes the user's active sessions (but one) in `trx`; the ids it revoked. Logs them last. */
+  const revokeAllIn = async (trx: Transaction<Database>, userId: string, reason: string, now: number, except?: string) => {
+    let update = trx.updateTable('sessions').set({ revoked_at: now, revoke_reason: reason }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+    if (except !== undefined) update = update.where('id', '<>', except);
+    // One statement decides which sessions this call revoked: a concurrent revoker of the same
+    // user waits for the row locks and then finds them revoked.
+    const rows = await update.returning('id').execute();
+    return rows.map((r) => r.id);
+  };
+
+  /**
+   * The shared body of updateUser and removeUser: lock (PostgreSQL), read, check the last admin,
+   * change, revoke, audit, log the revocations; all in one transaction.
+   */
+  const changeUser = (
+    id: string,
+    opts: UserChangeOptions,
+    removesAdmin: (user: UserRecord) => boolean,
+    apply: (trx: Transaction<Database>) => Promise<unknown>,
+  ): Promise<UserChangeResult> =>
+    db.transaction().execute(async (trx) => {
+      if (postgres && opts.keepAnAdmin) await sql`select pg_advisory_xact_lock(${sql.raw(ADMIN_CHANGE_LOCK)})`.execute(trx);
+      const row = await trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) return { outcome: 'not_found' as const };
+      const before = toUser(row);
+      if (opts.keepAnAdmin && before.role === 'admin' && !before.disabled && removesAdmin(before)) {
+        const others = await trx
+          .selectFrom('users')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('role', '=', 'admin')
+          .where('disabled', '=', 0)
+          .where('id', '<>', id)
+          .executeTakeFirstOrThrow();
+        if (Number(others.n) === 0) return { outcome: 'last_admin' as const };
+      }
+      // Revoked before a delete, and the revocations logged: servers polling the log learn of them.
+      const reason = typeof opts.revokeReason === 'function' ? opts.revokeReason(before) : opts.revokeReason;
+      const revoked = reason === undefined ? [] : await revokeAllIn(trx, id, reason, opts.now);
+      await apply(trx);
+      await insertAudit(trx, opts.audit?.(before, revoked));
+      await logRevocations(trx, revoked, opts.now);
+      return { outcome: 'changed' as const, before, revoked };
+    });
 
   const activeSessions = (userId: string, now: number) =>
     db
@@ -134,7 +234,7 @@ export function createKyselyStore(db: Kysely<Database>): Store {
       const row = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
       return Number(row.n);
     },
-    async createUser(u) {
+    async createUser(u, audit) {
       const row: UserRow = {
         id: u.id,
         name: u.name,
@@ -147,7 +247,14 @@ export function createKyselyStore(db: Kysely<Database>): Store {
         updated_at: u.now,
       };
       try {
-        await db.insertInto('users').values(row).execute();
+        if (audit) {
+          await db.transaction().execute(async (trx) => {
+            await trx.insertInto('users').values(row).execute();
+            await insertAudit(trx, audit(toUser(row)));
+          });
+        } else {
+          await db.insertInto('users').values(row).execute();
+        }
       } catch (error) {
         if (isUniqueViolation(error)) throw nameTaken(error);
         throw error;
@@ -192,8 +299,43 @@ export function createKyselyStore(db: Kysely<Database>): Store {
     async deleteUser(id) {
       await db.deleteFrom('users').where('id', '=', id).execute();
     },
+    async searchUsers({ q, after, limit }) {
+      let query = db.selectFrom('users').selectAll();
+      if (q !== undefined && q !== '') query = query.where(sql<boolean>`name_key like ${`%${likeEscape(q)}%`} escape ${'\\'}`);
+      if (after) {
+        query = query.where((eb) =>
+          eb.or([eb('created_at', '>', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('name_key', '>', after.nameKey)])]),
+        );
+      }
+      const rows = await query.orderBy('created_at').orderBy('name_key').limit(limit).execute();
+      return rows.map(toUser);
+    },
+    updateUser(id, change, opts) {
+      const set = {
+        ...(change.role !== undefined ? { role: change.role } : {}),
+        ...(change.disabled !== undefined ? { disabled: change.disabled ? 1 : 0 } : {}),
+        ...(change.passwordHash !== undefined ? { password_hash: change.passwordHash } : {}),
+      };
+      return changeUser(
+        id,
+        opts,
+        () => (change.role !== undefined && change.role !== 'admin') || change.disabled === true,
+        // Nothing to set (ending an account's sessions): the account row stays as it is.
+        async (trx) => {
+          if (Object.keys(set).length > 0) await trx.updateTable('users').set({ ...set, updated_at: opts.now }).where('id', '=', id).execute();
+        },
+      );
+    },
+    removeUser(id, opts) {
+      return changeUser(
+        id,
+        opts,
+        () => true,
+        (trx) => trx.deleteFrom('users').where('id', '=', id).execute(),
+      );
+    },
 
-    async createSession(s, token) {
+    async createSession(s, token, audit) {
       await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('sessions')
@@ -204,10 +346,12 @@ export function createKyselyStore(db: Kysely<Database>): Store {
             last_used_at: s.lastUsedAt,
             expires_at: s.expiresAt,
             user_agent: s.userAgent,
+            address: s.address ?? null,
             revoked_at: null,
             revoke_reason: null,
           })
           .execute();
+        await insertAudit(trx, audit);
         await trx
           .insertInto('refresh_tokens')
           .values({
@@ -294,7 +438,7 @@ export function createKyselyStore(db: Kysely<Database>): Store {
       const rows = await activeSessions(userId, now).orderBy('created_at', 'desc').execute();
       return rows.map(toSession);
     },
-    async revokeSession(id, reason, now) {
+    async revokeSession(id, reason, now, audit) {
       return db.transaction().execute(async (trx) => {
         const result = await trx
           .updateTable('sessions')
@@ -303,22 +447,15 @@ export function createKyselyStore(db: Kysely<Database>): Store {
           .where('revoked_at', 'is', null)
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) !== 1) return false;
+        await insertAudit(trx, audit);
         await logRevocations(trx, [id], now);
         return true;
       });
     },
-    async revokeUserSessions(userId, reason, now) {
+    async revokeUserSessions(userId, reason, now, opts = {}) {
       return db.transaction().execute(async (trx) => {
-        // One statement decides which sessions this call revoked: a concurrent revoker of the
-        // same user waits for the row locks and then finds them revoked.
-        const rows = await trx
-          .updateTable('sessions')
-          .set({ revoked_at: now, revoke_reason: reason })
-          .where('user_id', '=', userId)
-          .where('revoked_at', 'is', null)
-          .returning('id')
-          .execute();
-        const ids = rows.map((r) => r.id);
+        const ids = await revokeAllIn(trx, userId, reason, now, opts.exceptSessionId);
+        await insertAudit(trx, opts.audit?.(ids));
         await logRevocations(trx, ids, now);
         return ids;
       });
@@ -428,6 +565,24 @@ export function createKyselyStore(db: Kysely<Database>): Store {
     async deleteSigningKey(kid) {
       const result = await db.deleteFrom('signing_keys').where('kid', '=', kid).executeTakeFirst();
       return Number(result.numDeletedRows) === 1;
+    },
+    async recordAudit(event) {
+      await db.insertInto('audit_events').values(toAuditRow(event)).execute();
+    },
+    async listAudit({ userId, targetId, event, since, until, beforeId, limit }) {
+      let query = db.selectFrom('audit_events').selectAll();
+      if (targetId !== undefined) query = query.where('target_id', '=', targetId);
+      if (userId !== undefined) query = query.where((eb) => eb.or([eb('actor_id', '=', userId), eb('target_id', '=', userId)]));
+      if (event !== undefined) query = query.where('event', '=', event);
+      if (since !== undefined) query = query.where('at', '>=', since);
+      if (until !== undefined) query = query.where('at', '<', until);
+      if (beforeId !== undefined) query = query.where('id', '<', beforeId);
+      const rows = await query.orderBy('id', 'desc').limit(limit).execute();
+      return rows.map((r) => fromAuditRow(r as Omit<AuditRow, 'id'> & { id: number }));
+    },
+    async pruneAudit(before) {
+      const result = await db.deleteFrom('audit_events').where('at', '<', before).executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }

@@ -210,6 +210,37 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Independent of 0005 (signing keys), which merges beside it: it touches only its own table and
+  // one new column of sessions.
+  '0006_audit_and_session_details': {
+    async up(db: Kysely<any>) {
+      const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+      const work = async () => {
+        await sql`ALTER TABLE sessions ADD COLUMN address VARCHAR(64)`.execute(db);
+        // No foreign keys to users: the trail outlives the accounts it names (user_deleted).
+        await sql
+          .raw(
+            sqlite
+              ? 'CREATE TABLE audit_events (id INTEGER PRIMARY KEY AUTOINCREMENT, at BIGINT NOT NULL, event VARCHAR(64) NOT NULL, actor_id VARCHAR(64), target_id VARCHAR(64), target_name VARCHAR(256), address VARCHAR(64), user_agent VARCHAR(512), request_id VARCHAR(64), details VARCHAR(2048))'
+              : 'CREATE TABLE audit_events (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL, event VARCHAR(64) NOT NULL, actor_id VARCHAR(64), target_id VARCHAR(64), target_name VARCHAR(256), address VARCHAR(64), user_agent VARCHAR(512), request_id VARCHAR(64), details VARCHAR(2048))',
+          )
+          .execute(db);
+        await sql`CREATE INDEX audit_events_at ON audit_events (at)`.execute(db);
+        await sql`CREATE INDEX audit_events_actor ON audit_events (actor_id, id)`.execute(db);
+        await sql`CREATE INDEX audit_events_target ON audit_events (target_id, id)`.execute(db);
+        await sql`CREATE INDEX audit_events_event ON audit_events (event, id)`.execute(db);
+      };
+      if (!sqlite) return work();
+      await sql`BEGIN`.execute(db);
+      try {
+        await work();
+        await sql`COMMIT`.execute(db);
+      } catch (error) {
+        await sql`ROLLBACK`.execute(db).catch(() => undefined);
+        throw error;
+      }
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -26,6 +26,8 @@ export interface SessionsTable {
   /** The absolute end of the session, however often it is refreshed. */
   expires_at: number;
   user_agent: string | null;
+  /** The client's address at login (migration 0006; null for older sessions). */
+  address: string | null;
   revoked_at: number | null;
   revoke_reason: string | null;
 }
@@ -66,7 +68,23 @@ export interface SigningKeysTable {
   verify_until: number | null;
 }
 
+/** The audit trail: one row per security event, newest by `id` (migration 0006). */
+export interface AuditEventsTable {
+  id: Generated<number>;
+  at: number;
+  event: string;
+  actor_id: string | null;
+  target_id: string | null;
+  target_name: string | null;
+  address: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  /** JSON; never a password, a token or a hash. */
+  details: string | null;
+}
+
 export interface Database {
+  audit_events: AuditEventsTable;
   users: UsersTable;
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;

@@ -54,9 +54,12 @@ describePg('the store over PostgreSQL', () => {
     const s = await t.login(u.name, u.password);
     const sid = (jwt.decode(s.access) as jwt.JwtPayload)['sid'];
     const session = await store.findSession(sid);
-    expect(session).toEqual({ id: sid, userId: u.id, createdAt: t.clock.now(), lastUsedAt: t.clock.now(), expiresAt: t.clock.now() + t.config.sessionMaxAge * 1000, userAgent: null, revokedAt: null });
+    expect(session).toEqual({ id: sid, userId: u.id, createdAt: t.clock.now(), lastUsedAt: t.clock.now(), expiresAt: t.clock.now() + t.config.sessionMaxAge * 1000, userAgent: null, address: expect.any(String), revokedAt: null });
     const tables = await raw.query("select table_name from information_schema.tables where table_schema = 'public' order by table_name");
-    expect(tables.rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(['refresh_tokens', 'sessions', 'users']));
+    expect(tables.rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(['audit_events', 'refresh_tokens', 'sessions', 'users']));
+    // The login's event, with numbers as numbers and the details as they were written.
+    const [event] = await store.listAudit({ event: 'login_succeeded', userId: u.id, limit: 1 });
+    expect(event).toEqual(expect.objectContaining({ id: expect.any(Number), at: t.clock.now(), targetId: u.id, details: { session_id: sid } }));
   });
 
   test('when a user logs in, then PostgreSQL holds the refresh token only as its SHA-256', async () => {

@@ -510,18 +510,21 @@ describe('POST /logout', () => {
   });
 });
 
+const IPHONE_SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
+const WINDOWS_CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+
 describe('GET /sessions and DELETE /sessions/{id}', () => {
   async function listSessions(t: TestApp, access: string): Promise<Response> {
     return expectContract(await t.http().get('/sessions').set('Authorization', `Bearer ${access}`), 'GET', '/sessions');
   }
 
-  test('when a user has two sessions, then GET /sessions lists both, newest first, with created, last used, user agent and which is current', async () => {
+  test('when a user has two sessions, then GET /sessions lists both, newest first, with created, last used, address, user agent, browser, OS and which is current', async () => {
     const t = await makeApp();
     const u = await t.makeUser({ name: 'pia' });
     const t0 = t.clock.now();
-    const laptop = await loginAs(t, 'pia', u.password, 'Laptop/1.0');
+    const laptop = await loginAs(t, 'pia', u.password, WINDOWS_CHROME);
     t.clock.advance(10 * SECOND);
-    const phone = await loginAs(t, 'pia', u.password, 'Phone/2.0');
+    const phone = await loginAs(t, 'pia', u.password, IPHONE_SAFARI);
     t.clock.advance(50 * SECOND);
     expect((await refreshByBody(t, laptop.body.refresh_token)).status).toBe(200);
     const sid = (access: string) => (jwt.decode(access) as jwt.JwtPayload)['sid'];
@@ -534,14 +537,20 @@ describe('GET /sessions and DELETE /sessions/{id}', () => {
         id: sid(phone.body.access_token),
         created_at: new Date(t0 + 10 * SECOND).toISOString(),
         last_used_at: new Date(t0 + 10 * SECOND).toISOString(),
-        user_agent: 'Phone/2.0',
+        address: '127.0.0.1',
+        user_agent: IPHONE_SAFARI,
+        browser: 'Safari 17.5',
+        os: 'iOS 17.5',
         current: true,
       },
       {
         id: sid(laptop.body.access_token),
         created_at: new Date(t0).toISOString(),
         last_used_at: new Date(t0 + 60 * SECOND).toISOString(),
-        user_agent: 'Laptop/1.0',
+        address: '127.0.0.1',
+        user_agent: WINDOWS_CHROME,
+        browser: 'Chrome 131.0.0.0',
+        os: 'Windows 10',
         current: false,
       },
     ]);

@@ -39,9 +39,9 @@ function sized(fields: Record<string, unknown>, pad: string, bytes: number): str
 }
 
 /** The cases every operation that takes a JSON body shares: the body is not an object, too big, or not JSON at all. */
-function bodyShapeCases(method: Method, path: string, auth: boolean, valid: Record<string, unknown>, pad: string): Case[] {
+function bodyShapeCases(method: Method, path: string, auth: boolean, valid: Record<string, unknown>, pad: string, concrete = path): Case[] {
   const op = `${method} ${path}`;
-  const given = (type: string | undefined, body: string | undefined): Given => ({ method, path, auth, type, body });
+  const given = (type: string | undefined, body: string | undefined): Given => ({ method, path: concrete, auth, type, body });
   return [
     [`when ${op} gets malformed JSON, then 400 malformed_json naming /body`, { given: given(JSON_TYPE, '{"name": "a",'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } }],
     [`when ${op} gets a JSON array, then 400 invalid_request naming /body`, { given: given(JSON_TYPE, '[]'), want: { status: 400, code: 'invalid_request', pointers: ['/body'] } }],
@@ -62,10 +62,10 @@ function bodyShapeCases(method: Method, path: string, auth: boolean, valid: Reco
 }
 
 /** Cases whose JSON object breaks the operation's schema, naming `pointers`. */
-function schemaCases(method: Method, path: string, auth: boolean, rows: [string, unknown, string[]][]): Case[] {
+function schemaCases(method: Method, path: string, auth: boolean, rows: [string, unknown, string[]][], concrete = path): Case[] {
   return rows.map(([what, body, pointers]) => [
     `when ${method} ${path} gets ${what}, then 400 invalid_request naming ${pointers.join(' and ')}`,
-    { given: { method, path, auth, type: JSON_TYPE, body: JSON.stringify(body) }, want: { status: 400, code: 'invalid_request', pointers } },
+    { given: { method, path: concrete, auth, type: JSON_TYPE, body: JSON.stringify(body) }, want: { status: 400, code: 'invalid_request', pointers } },
   ]);
 }
 
@@ -120,6 +120,33 @@ const bodyCases: Case[] = [
     ['a new password of 1025 characters', { ...change, new_password: long(1025) }, ['/body/new_password']],
     ['an empty current password', { ...change, current_password: '' }, ['/body/current_password']],
   ]),
+
+  // The admin operations: the body is checked before the handler asks whether the caller is an admin.
+  ...bodyShapeCases('PATCH', '/users/{id}', true, { role: 'user' }, 'role', '/users/abc'),
+  ...schemaCases(
+    'PATCH',
+    '/users/{id}',
+    true,
+    [
+      ['an empty object', {}, ['/body']],
+      ['an unknown role', { role: 'root' }, ['/body/role']],
+      ['a string for disabled', { disabled: 'yes' }, ['/body/disabled']],
+      ['a name (not changeable here)', { name: 'renamed' }, ['/body/name']],
+    ],
+    '/users/abc',
+  ),
+  ...bodyShapeCases('PUT', '/users/{id}/password', true, { password: 'a-long-enough-password' }, 'password', '/users/abc/password'),
+  ...schemaCases(
+    'PUT',
+    '/users/{id}/password',
+    true,
+    [
+      ['an empty object', {}, ['/body/password']],
+      ['a password of 7 characters', { password: 'seven77' }, ['/body/password']],
+      ['an extra field', { password: 'a-long-enough-password', role: 'admin' }, ['/body/role']],
+    ],
+    '/users/abc/password',
+  ),
 ];
 
 const paramCases: Case[] = [
@@ -128,9 +155,34 @@ const paramCases: Case[] = [
   ['a broken percent-encoding', '%E0%A4%A'],
   ['a non-ASCII letter', encodeURIComponent('é')],
   ['a dot', 'a.b'],
-].map(([what, id]) => [
-  `when DELETE /sessions/{id} gets an id with ${what}, then 400 invalid_request naming /params/id`,
-  { given: { method: 'DELETE', path: `/sessions/${id}`, auth: true }, want: { status: 400, code: 'invalid_request', pointers: ['/params/id'] } },
+].flatMap(([what, id]) =>
+  ['/sessions/', '/users/', '/users/:/sessions'].map((prefix): Case => {
+    const path = prefix.includes(':') ? prefix.replace(':', id as string) : `${prefix}${id}`;
+    const template = prefix.includes(':') ? prefix.replace(':', '{id}') : `${prefix}{id}`;
+    return [
+      `when DELETE ${template} gets an id with ${what}, then 400 invalid_request naming /params/id`,
+      { given: { method: 'DELETE', path, auth: true }, want: { status: 400, code: 'invalid_request', pointers: ['/params/id'] } },
+    ];
+  }),
+);
+
+/** Query parameters are checked before the handler (so before the admin check of GET /audit and GET /users). */
+const queryCases: Case[] = (
+  [
+    ['/audit?limit=0', ['/query/limit']],
+    ['/audit?limit=201', ['/query/limit']],
+    ['/audit?limit=0x10', ['/query/limit']],
+    ['/audit?limit=1&limit=2', ['/query/limit']],
+    ['/audit?event=nope&since=yesterday', ['/query/event', '/query/since']],
+    ['/audit?cursor=a%20b', ['/query/cursor']],
+    ['/user/activity?limit=-1', ['/query/limit']],
+    ['/user/activity?cursor=' + long(129), ['/query/cursor']],
+    ['/users?limit=101', ['/query/limit']],
+    ['/users?q=' + long(65), ['/query/q']],
+  ] as [string, string[]][]
+).map(([path, pointers]) => [
+  `when GET ${path.length > 60 ? `${path.slice(0, 60)}…` : path} is asked for, then 400 invalid_request naming ${pointers.join(' and ')}`,
+  { given: { method: 'GET', path, auth: true }, want: { status: 400, code: 'invalid_request', pointers } },
 ]);
 
 const unknownPathCases: Case[] = (
@@ -200,7 +252,7 @@ describe('every request is checked against the contract', () => {
     for (const op of withBody) expect(bodyCases.some(([name]) => name.startsWith(`when ${op} gets malformed JSON`))).toBe(true);
   });
 
-  test.each([...bodyCases, ...paramCases, ...unknownPathCases, ...wrongMethodCases])('%s', async (_name, { given, want }) => {
+  test.each([...bodyCases, ...paramCases, ...queryCases, ...unknownPathCases, ...wrongMethodCases])('%s', async (_name, { given, want }) => {
     const res = await send(given);
     if (isOperation(given.method, given.path)) expectContract(res, given.method, given.path);
     expectProblem(res, want.status, want.code);
@@ -226,6 +278,9 @@ describe('the same requests, put right, get through', () => {
       ['POST', '/users', undefined, signup, 201],
       ['POST', '/refresh', undefined, { refresh_token: pair.refresh }, 200],
       ['DELETE', '/sessions/abc', pair.access, undefined, 404],
+      // Past validation, the admin operations' handlers refuse a user's token.
+      ['PATCH', '/users/abc', pair.access, { disabled: true }, 403],
+      ['PUT', '/users/abc/password', pair.access, { password: 'a-long-enough-password' }, 403],
       ['PUT', '/user/password', pair.access, change, 204],
     ];
     for (const [method, path, auth, body, status] of cases) {
