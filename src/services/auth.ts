@@ -4,6 +4,7 @@ import type { SessionRecord, Store } from '../store/store';
 import type { DeviceTokens } from './device-tokens';
 import type { Attempt, LoginLimiter } from './login-limiter';
 import type { Logger } from './logger';
+import { type LoginOutcome, type MetricHooks, noMetricHooks } from './metric-hooks';
 import { nameKey } from './names';
 import { checkPasswordPolicy, type Passwords } from './passwords';
 import type { RevocationList } from './revocations';
@@ -74,6 +75,8 @@ export interface AuthDeps {
   clock: Clock;
   logger: Logger;
   settings: AuthSettings;
+  /** Where login outcomes and refresh reuse are counted; nothing counts them when left out. */
+  metrics?: MetricHooks;
 }
 
 /**
@@ -90,6 +93,15 @@ async function checking<T>(attempt: Attempt, step: () => Promise<T>): Promise<T>
   }
 }
 
+/** How a failed login is counted, from the error it ended with. */
+function loginOutcome(error: unknown): LoginOutcome {
+  const code = error instanceof AuthError ? error.code : undefined;
+  if (code === 'invalid_credentials') return 'failed';
+  // A brute-force count, or this client's share of the hash queue: refused before any check.
+  if (code === 'rate_limited') return 'limited';
+  return 'error';
+}
+
 const invalidCredentials = () => new AuthError('invalid_credentials', 'The name or the password is wrong.');
 const invalidRefresh = () => new AuthError('invalid_refresh_token', 'The refresh token is invalid, expired or revoked.');
 
@@ -98,6 +110,7 @@ const MAX_RETRY_CHAIN = 8;
 
 export function createAuthService(deps: AuthDeps): AuthService {
   const { store, tokens, passwords, revocations, clock, logger, settings, limiter, devices } = deps;
+  const metrics = deps.metrics ?? noMetricHooks;
   const users = createUserAdmin({ store, passwords, clock, revocations });
 
   const issue = (user: PublicUser, session: { id: string; expiresAt: number }, refreshToken: string, refreshExpiresAt: number): TokenPair => {
@@ -147,44 +160,57 @@ export function createAuthService(deps: AuthDeps): AuthService {
     for (const id of await store.revokeUserSessions(userId, reason, now)) revocations.add(id, now);
   };
 
+  const login: AuthService['login'] = async (name, password, meta) => {
+    const log = meta.log ?? logger;
+    const key = nameKey(name);
+    const device = devices.read(meta.deviceToken, key);
+    // The limits are taken before the password is checked: attempts in flight count already.
+    const attempt = await limiter.begin({ ip: meta.ip, nameKey: key, ...(device ? { device } : {}) });
+    const user = await checking(attempt, () => store.findUserByNameKey(key));
+    if (!user) {
+      // Same cost as a wrong password, so timing does not tell which names exist.
+      await checking(attempt, () => passwords.verifyDummy(password, meta.ip));
+      await attempt.failed();
+      // Security event without the name: people type passwords into the name field.
+      log.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
+      throw invalidCredentials();
+    }
+    const ok = await checking(attempt, () => passwords.verify(user.passwordHash, password, meta.ip));
+    if (!ok || user.disabled) {
+      await attempt.failed();
+      log.info({ event: 'login_failed', reason: ok ? 'disabled' : 'wrong_password', userId: user.id }, 'login failed');
+      throw invalidCredentials();
+    }
+    await attempt.succeeded();
+    const now = clock.now();
+    if (passwords.needsRehash(user.passwordHash)) {
+      await store.setPasswordHash(user.id, await passwords.hash(password), now);
+    }
+    const session = { id: randomId(), expiresAt: now + settings.sessionMaxAge * 1000 };
+    const refreshToken = randomToken();
+    const refreshExpiresAt = Math.min(now + settings.refreshTokenTtl * 1000, session.expiresAt);
+    await store.createSession(
+      { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent: meta.userAgent?.slice(0, 512) ?? null },
+      { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
+    );
+    log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
+    return { ...issue(user, session, refreshToken, refreshExpiresAt), deviceToken: devices.issue(key, device) };
+  };
+
   return {
     ...users,
 
-    async login(name, password, meta) {
-      const log = meta.log ?? logger;
-      const key = nameKey(name);
-      const device = devices.read(meta.deviceToken, key);
-      // The limits are taken before the password is checked: attempts in flight count already.
-      const attempt = await limiter.begin({ ip: meta.ip, nameKey: key, ...(device ? { device } : {}) });
-      const user = await checking(attempt, () => store.findUserByNameKey(key));
-      if (!user) {
-        // Same cost as a wrong password, so timing does not tell which names exist.
-        await checking(attempt, () => passwords.verifyDummy(password, meta.ip));
-        await attempt.failed();
-        // Security event without the name: people type passwords into the name field.
-        log.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
-        throw invalidCredentials();
-      }
-      const ok = await checking(attempt, () => passwords.verify(user.passwordHash, password, meta.ip));
-      if (!ok || user.disabled) {
-        await attempt.failed();
-        log.info({ event: 'login_failed', reason: ok ? 'disabled' : 'wrong_password', userId: user.id }, 'login failed');
-        throw invalidCredentials();
-      }
-      await attempt.succeeded();
-      const now = clock.now();
-      if (passwords.needsRehash(user.passwordHash)) {
-        await store.setPasswordHash(user.id, await passwords.hash(password), now);
-      }
-      const session = { id: randomId(), expiresAt: now + settings.sessionMaxAge * 1000 };
-      const refreshToken = randomToken();
-      const refreshExpiresAt = Math.min(now + settings.refreshTokenTtl * 1000, session.expiresAt);
-      await store.createSession(
-        { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent: meta.userAgent?.slice(0, 512) ?? null },
-        { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
+    login(name, password, meta) {
+      return login(name, password, meta).then(
+        (result) => {
+          metrics.login('succeeded');
+          return result;
+        },
+        (error: unknown) => {
+          metrics.login(loginOutcome(error));
+          throw error;
+        },
       );
-      log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
-      return { ...issue(user, session, refreshToken, refreshExpiresAt), deviceToken: devices.issue(key, device) };
     },
 
     async refresh(refreshToken, call) {
@@ -209,6 +235,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
           return answer;
         }
         // RFC 9700 §4.14.2: a replayed refresh token means it leaked; end its whole family.
+        metrics.refreshReused();
         if (await store.revokeSession(result.sessionId, 'refresh_token_reused', now)) revocations.add(result.sessionId, now);
         log.warn({ event: 'refresh_token_reused', security: true, sessionId: result.sessionId }, 'refresh token replayed: session revoked');
         throw new AuthError('refresh_token_reused', 'The refresh token was already used; the session has been ended.');

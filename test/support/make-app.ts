@@ -4,6 +4,7 @@ import { type AuthApp, createApp } from '../../src/app';
 import { type Clock, fixedClock } from '../../src/clock';
 import { type Config, loadConfig } from '../../src/config';
 import { createLogger } from '../../src/http/request-log';
+import type { Metrics } from '../../src/services/metrics';
 import { createPasswords, type Passwords } from '../../src/services/passwords';
 import type { RevocationBus } from '../../src/services/revocations';
 import { openStore } from '../../src/store/open-store';
@@ -45,7 +46,7 @@ let counter = 0;
 /** A fresh app over its own in-memory SQLite store, with a fixed clock and captured logs. */
 export async function makeApp(
   env: Record<string, string> = {},
-  opts: { clock?: Clock; store?: Store; revocationBus?: RevocationBus } = {},
+  opts: { clock?: Clock; store?: Store; revocationBus?: RevocationBus; metrics?: Metrics } = {},
 ): Promise<TestApp> {
   const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, DATABASE_URL: 'sqlite::memory:', ...env });
   const store = opts.store ?? (await openStore(config.databaseUrl));
@@ -58,7 +59,7 @@ export async function makeApp(
     },
   });
   const logger = createLogger(env['LOG_LEVEL'] ? (config.logLevel) : 'info', sink);
-  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}) });
+  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}), ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   const http = () => request(app.callback());
   return {
     app,
