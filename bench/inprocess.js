@@ -1,7 +1,7 @@
 'use strict';
 // @ts-check
 /**
- * `node bench/inprocess.js [--build <dir>]... [--rounds 15] [--requests 10000] [--no-respond]`
+ * `node bench/inprocess.js [--build <dir>]... [--rounds 15] [--requests 10000] [--no-respond] [--metrics]`
  *
  * The server's own work per GET /user, without sockets: each build's app (dist/ by default; a
  * copy of dist/ with a middleware left out, say, for what it costs) and a bare Koa route, in one
@@ -9,7 +9,8 @@
  * handleRequest (the answer is built and ended; --no-respond runs the middleware alone). Rounds
  * are interleaved; it prints the median µs per request and the difference from bare Koa. Far
  * steadier than the HTTP figures on a shared machine, and blind to what only load shows
- * (garbage with many requests in flight, the socket write): see bench/NOTES.md.
+ * (garbage with many requests in flight, the socket write): see bench/NOTES.md. `--metrics` adds
+ * each build again with Prometheus metrics on (as METRICS_PORT turns them on), to see their cost.
  */
 const path = require('node:path');
 const { Writable } = require('node:stream');
@@ -20,15 +21,16 @@ const { Router } = require('@koa/router');
 
 const ROOT = path.join(__dirname, '..');
 
-/** @param {string} dist */
-async function buildServer(dist) {
+/** @param {string} dist @param {boolean} [withMetrics] */
+async function buildServer(dist, withMetrics = false) {
   const load = (/** @type {string} */ m) => require(path.join(path.resolve(dist), m));
   const config = load('config').loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'in-process-bench-secret-of-40-characters', DATABASE_URL: 'sqlite::memory:' });
   const store = await load('store/open-store').openStore(config.databaseUrl);
   const passwords = await load('services/passwords').createPasswords(config.argon2);
   // The log lines are made in full and dropped, as the HTTP bench drops them.
   const logger = load('http/request-log').createLogger(config.logLevel, new Writable({ write: (_c, _e, cb) => cb() }));
-  const app = load('app').createApp({ config, store, passwords, logger });
+  const metrics = withMetrics ? load('services/metrics').createMetrics({ defaultMetrics: true }) : undefined;
+  const app = load('app').createApp({ config, store, passwords, logger, ...(metrics ? { metrics } : {}) });
   await app.services.auth.addUser('bench', 'in-process-bench-password', 'admin');
   const pair = await app.services.auth.login('bench', 'in-process-bench-password', { userAgent: null });
   return { app, token: pair.accessToken, close: () => store.close() };
@@ -59,7 +61,11 @@ async function main() {
 
   /** @type {{ name: string, app: import('koa'), token: string, close: () => Promise<void>, fn?: any }[]} */
   const apps = [{ name: 'bare Koa', ...buildBare() }];
-  for (const b of builds) apps.push({ name: path.relative(process.cwd(), b) || b, ...(await buildServer(b)) });
+  for (const b of builds) {
+    const name = path.relative(process.cwd(), b) || b;
+    apps.push({ name, ...(await buildServer(b)) });
+    if (args.includes('--metrics')) apps.push({ name: `${name} + metrics`, ...(await buildServer(b, true)) });
+  }
   for (const a of apps) a.fn = compose(a.app.middleware);
 
   const one = async (/** @type {(typeof apps)[number]} */ a) => {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import cors from '@koa/cors';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
+import compress from 'koa-compress';
 import type pino from 'pino';
 import { type Clock, systemClock } from './clock';
 import type { Config } from './config';
@@ -19,6 +20,7 @@ import { type AuthService, createAuthService } from './services/auth';
 import { createDeviceTokens } from './services/device-tokens';
 import { createHealth, type Health } from './services/health';
 import { createLoginLimiter, type LoginLimiter } from './services/login-limiter';
+import type { Metrics } from './services/metrics';
 import type { Passwords } from './services/passwords';
 import { createRevocationList, type RevocationBus, type RevocationList } from './services/revocations';
 import { createKeyring, type KeyChangeBus, type Keyring } from './services/signing-keys';
@@ -41,6 +43,11 @@ export interface AppDeps {
   health?: Health;
   /** Tells the other instances of a key change at once (Redis pub/sub); optional. */
   keyChangeBus?: KeyChangeBus;
+  /**
+   * Prometheus metrics (`services/metrics.ts`), served by the server on their own listener.
+   * Left out, nothing is counted and requests pay nothing for metrics.
+   */
+  metrics?: Metrics;
 }
 
 export interface Services {
@@ -93,6 +100,7 @@ export function createServices(deps: AppDeps): Services {
     clock,
     retainMs: (config.accessTokenTtl + config.clockSkew) * 1000,
     ...(deps.revocationBus ? { bus: deps.revocationBus } : {}),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
   const limiter = deps.limiter ?? createLoginLimiter(config.rateLimit);
   const audit = createAuditLog({ store, clock, logger, retentionDays: config.auditRetention });
@@ -112,8 +120,11 @@ export function createServices(deps: AppDeps): Services {
       sessionMaxAge: config.sessionMaxAge,
       refreshReuseGraceMs: config.refreshReuseInterval * 1000,
     },
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
-  return { auth, audit, tokens, keyring, revocations, limiter, contract: deps.contract ?? loadContract(), health: deps.health ?? createHealth(logger) };
+  const health = deps.health ?? createHealth(logger);
+  deps.metrics?.track({ health, revocations, ...(passwords.queue ? { hashQueue: passwords.queue } : {}) });
+  return { auth, audit, tokens, keyring, revocations, limiter, contract: deps.contract ?? loadContract(), health };
 }
 
 /**
@@ -167,6 +178,26 @@ const API_HEADERS = helmetHeaders({
 });
 
 /**
+ * Compression, for what `staticFiles` serves and nothing else. The rule is "only what the static
+ * route serves", never an API answer (JSON or problem+json): BREACH, a compressed answer that
+ * carries a secret (a token, a cookie value) next to text an attacker can influence leaks the
+ * secret through its length. The API answers carry tokens and are small anyway; the pages,
+ * scripts, styles and the docs bundle (1.7 MB of JavaScript) hold no secret and are the bytes
+ * worth saving. It is mounted inside the static route, so the router never runs under it (a
+ * static path whose file is missing reaches the router with compression off), and its filter is a
+ * second fence: only these text types, never JSON.
+ */
+const compressStatic: Middleware = compress({
+  filter: (type) => /^(text\/(html|css|javascript|plain)|application\/javascript|image\/svg\+xml)\b/i.test(type),
+  // Smaller files gain less than the encoding costs.
+  threshold: 1024,
+  gzip: {},
+  br: {},
+  // Every browser that takes deflate takes gzip; one encoding fewer to reason about.
+  deflate: false,
+}) as Middleware;
+
+/**
  * Builds the Koa app. Importing this module does nothing; the app listens only when the caller
  * makes it (see `server.ts`), and tests drive `app.callback()` directly.
  */
@@ -204,18 +235,19 @@ export function createApp(deps: AppDeps): AuthApp {
     requireToken: requireToken(services),
     bodyLimit: config.bodyLimit,
   });
-  router.get('/openapi.json', (ctx) => {
+  // Named, so the metrics count them under these names rather than as unmatched.
+  router.get('openapi_json', '/openapi.json', (ctx) => {
     ctx.type = 'application/json';
     ctx.body = services.contract.json;
   });
-  router.get('/openapi.yaml', (ctx) => {
+  router.get('openapi_yaml', '/openapi.yaml', (ctx) => {
     ctx.type = 'application/yaml';
     ctx.body = services.contract.yaml;
   });
   // Relative asset links in the docs page need the trailing slash.
-  router.get('/docs', (ctx) => ctx.redirect('/docs/'));
+  router.get('docs_redirect', '/docs', (ctx) => ctx.redirect('/docs/'));
 
-  app.use(requestLog({ logger }));
+  app.use(requestLog({ logger, ...(deps.metrics ? { metrics: deps.metrics } : {}) }));
   app.use(problemResponses({ logger }));
   app.use(securityHeaders(API_HEADERS));
   if (config.corsOrigins.length > 0) {
@@ -249,7 +281,7 @@ export function createApp(deps: AppDeps): AuthApp {
         maxAge: 86_400,
         allow: ['swagger-ui.css', 'index.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png'],
       },
-    ], { headers: PAGE_HEADERS }),
+    ], { headers: PAGE_HEADERS, compress: compressStatic }),
   );
   app.use(router.routes());
   app.use(allowedMethods(router));

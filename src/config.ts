@@ -67,6 +67,13 @@ export interface Config {
     readonly window: number;
   };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * Human-readable log lines (pino-pretty): `auto` when development and standard output is a
+   * terminal. Always `false` under production, where logs are JSON for collectors.
+   */
+  readonly logPretty: 'auto' | boolean;
+  /** The metrics listener (Prometheus); `port` undefined when it is off, as by default. */
+  readonly metrics: MetricsConfig;
   /** Milliseconds to finish requests in flight on SIGTERM/SIGINT. */
   readonly shutdownTimeout: number;
   /** Milliseconds between looks at the store for revocations made by other processes. */
@@ -81,6 +88,15 @@ export interface Config {
   /** Milliseconds a Redis command may take before it counts as failed (connect and command). */
   readonly redisTimeout: number;
   readonly http: HttpLimits;
+}
+
+/** Where the Prometheus metrics are served: a listener of their own, never the main port. */
+export interface MetricsConfig {
+  /** Undefined: no metrics listener (the default). 0 picks a free port. */
+  readonly port: number | undefined;
+  readonly host: string;
+  /** When set, a scrape must send `Authorization: Bearer <token>`. */
+  readonly token: string | undefined;
 }
 
 /** How long the store may take before a request gives up on it (milliseconds). */
@@ -174,6 +190,21 @@ function readDatabase({ str, int }: EnvReader, problems: string[]): Pick<Config,
   return { dataDir, databaseUrl, storeTimeouts };
 }
 
+/** Shortest `METRICS_TOKEN` accepted: a scrape credential, so long enough not to be guessed. */
+const MIN_METRICS_TOKEN_CHARS = 16;
+
+function readMetrics({ str, int }: EnvReader, problems: string[]): MetricsConfig {
+  const token = str('METRICS_TOKEN');
+  if (token !== undefined && token.length < MIN_METRICS_TOKEN_CHARS) {
+    problems.push(`METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_CHARS} characters (make one with: openssl rand -hex 24)`);
+  }
+  return Object.freeze({
+    port: str('METRICS_PORT') === undefined ? undefined : int('METRICS_PORT', 0, 0, 65535),
+    host: str('METRICS_HOST') ?? '127.0.0.1',
+    token,
+  });
+}
+
 /** Password hashes run at once by default: one core fewer than the machine has, at least one. */
 export function defaultHashConcurrency(): number {
   return Math.max(1, availableParallelism() - 1);
@@ -241,6 +272,19 @@ export function loadConfig(env: Env): Config {
   const logLevel = (str('LOG_LEVEL') ?? (nodeEnv === 'test' ? 'silent' : 'info')) as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
+  const logPrettyRaw = str('LOG_PRETTY') ?? 'auto';
+  let logPretty: Config['logPretty'] = 'auto';
+  if (/^(true|1|yes)$/i.test(logPrettyRaw)) logPretty = true;
+  else if (/^(false|0|no)$/i.test(logPrettyRaw)) logPretty = false;
+  else if (logPrettyRaw !== 'auto') problems.push(`LOG_PRETTY must be auto, true or false (got "${logPrettyRaw}")`);
+  if (production) {
+    // Log collectors read JSON lines: a pretty-printed production log would be unreadable to them.
+    if (logPretty === true) problems.push('LOG_PRETTY=true is not allowed when NODE_ENV=production (production logs are JSON lines)');
+    logPretty = false;
+  }
+
+  const metrics = readMetrics(reader, problems);
+
   const cookieSecureRaw = str('COOKIE_SECURE') ?? 'auto';
   let cookieSecure: Config['cookieSecure'] = 'auto';
   if (cookieSecureRaw !== 'auto') cookieSecure = bool('COOKIE_SECURE', false);
@@ -293,6 +337,8 @@ export function loadConfig(env: Env): Config {
       window: int('LOGIN_RATE_WINDOW', 900, 1),
     },
     logLevel,
+    logPretty,
+    metrics,
     shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 100),
     revocationPollInterval: int('REVOCATION_POLL_INTERVAL', 2_000, 100),
     auditRetention: int('AUDIT_RETENTION', 90, 1, 36_500),
@@ -310,6 +356,9 @@ export function loadConfig(env: Env): Config {
   if (config.http.headersTimeout > config.http.requestTimeout) problems.push('HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT');
   // Both count from the signal: a drain as long as the bound would end every shutdown as a timeout.
   if (config.http.shutdownDrainDelay >= config.shutdownTimeout) problems.push('SHUTDOWN_DRAIN_DELAY must be less than SHUTDOWN_TIMEOUT');
+  if (metrics.port !== undefined && metrics.port !== 0 && metrics.port === config.port) {
+    problems.push('METRICS_PORT must differ from PORT (metrics are never served on the main port)');
+  }
   if (config.sessionMaxAge < config.refreshTokenTtl) problems.push('SESSION_MAX_AGE must be at least REFRESH_TOKEN_TTL');
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

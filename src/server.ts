@@ -3,10 +3,12 @@ import type { Redis } from 'ioredis';
 import { createApp } from './app';
 import { ensureAdmin, resolveSecret } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
-import { listen } from './http/listen';
-import { createLogger } from './http/request-log';
+import { type Listening, listen } from './http/listen';
+import { metricsEndpoint } from './http/metrics-endpoint';
+import { createLogger, prettyDestination, stdoutDestination, wantsPrettyLogs } from './http/request-log';
 import { createLoginLimiter } from './services/login-limiter';
 import { createHealth } from './services/health';
+import type { Metrics } from './services/metrics';
 import { createRedisKeyChangeBus, createRedisRevocationBus, redisOptions } from './services/redis-revocation-bus';
 import { createPasswords } from './services/passwords';
 import { describeStoreError, retryWhileStoreAway, type StoreWait } from './store/availability';
@@ -31,7 +33,10 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const pretty = wantsPrettyLogs(config, process.stdout.isTTY === true);
+  const prettyOut = pretty ? prettyDestination() : undefined;
+  const logger = createLogger(config.logLevel, prettyOut ?? stdoutDestination());
+  if (pretty && prettyOut === undefined) logger.warn({ event: 'log_format' }, 'pino-pretty is not installed (a development dependency): logging JSON lines');
   config = resolveSecret(config, logger);
   const health = createHealth(logger);
   const onWait = ({ attempt, delayMs, reason }: StoreWait) =>
@@ -67,12 +72,20 @@ async function main(): Promise<void> {
   const bus = redis && subscriber ? createRedisRevocationBus(redis, subscriber, { health, pingIntervalMs: REDIS_PING_INTERVAL_MS }) : undefined;
   const keyChangeBus = redis && subscriber ? createRedisKeyChangeBus(redis, subscriber) : undefined;
   const passwords = await createPasswords(config.argon2);
+  // Loaded only when configured, like ioredis: a server without metrics pays neither prom-client's
+  // memory nor a counter per request.
+  let metrics: Metrics | undefined;
+  if (config.metrics.port !== undefined) {
+    const { createMetrics } = require('./services/metrics') as typeof import('./services/metrics');
+    metrics = createMetrics({ defaultMetrics: true });
+  }
   const app = createApp({
     config,
     store,
     passwords,
     logger,
     health,
+    ...(metrics ? { metrics } : {}),
     limiter: createLoginLimiter(config.rateLimit, config.rateLimit.store === 'redis' ? redis : undefined),
     ...(bus ? { revocationBus: bus } : {}),
     ...(keyChangeBus ? { keyChangeBus } : {}),
@@ -115,13 +128,30 @@ async function main(): Promise<void> {
     onDrain: () => app.services.health.drain(),
   });
   logger.info({ host: config.host, port }, `listening on http://${config.host}:${port}`);
+  let metricsListener: Listening | undefined;
+  if (metrics && config.metrics.port !== undefined) {
+    metricsListener = await listen(metricsEndpoint({ metrics, token: config.metrics.token, logger }), {
+      host: config.metrics.host,
+      port: config.metrics.port,
+      limits: config.http,
+      shutdownTimeout: config.shutdownTimeout,
+      logger,
+    });
+    const at = `http://${config.metrics.host}:${metricsListener.port}/metrics`;
+    logger.info({ host: config.metrics.host, port: metricsListener.port, tokenRequired: config.metrics.token !== undefined }, `metrics at ${at}`);
+    if (config.metrics.token === undefined && !['127.0.0.1', '::1', 'localhost'].includes(config.metrics.host)) {
+      logger.warn({ event: 'metrics_open', host: config.metrics.host }, 'the metrics listener is reachable beyond this machine without METRICS_TOKEN');
+    }
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
-    if ((await shutdown()) === 'timeout') {
+    // The metrics listener goes with the main one: a last scrape during the drain still answers.
+    const [outcome] = await Promise.all([shutdown(), metricsListener?.shutdown()]);
+    if (outcome === 'timeout') {
       logger.error({ timeoutMs: config.shutdownTimeout }, 'requests still in flight at the shutdown bound; exiting');
       process.exit(1);
     }

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 import pino from 'pino';
+import type { Config } from '../config';
 import type { Logger } from '../services/logger';
+import type { Metrics } from '../services/metrics';
+import { isStaticRequest } from './static-files';
 
 /**
  * Where the server's lines go by default: standard output, written in blocks of at least 4 KiB
@@ -45,6 +48,32 @@ export function createLogger(level: pino.LevelWithSilent, destination: pino.Dest
   );
 }
 
+/**
+ * Whether the server's lines are printed for people (pino-pretty) rather than as JSON:
+ * `LOG_PRETTY=true`, or by default (`auto`) in development when standard output is a terminal.
+ * Never under production, whatever is set: log collectors read JSON lines.
+ */
+export function wantsPrettyLogs(config: Pick<Config, 'env' | 'logPretty'>, stdoutIsTTY: boolean): boolean {
+  if (config.env === 'production') return false;
+  if (config.logPretty === 'auto') return config.env === 'development' && stdoutIsTTY;
+  return config.logPretty;
+}
+
+/**
+ * A destination printing lines for people, to `destination` (standard output by default).
+ * pino-pretty is a devDependency, loaded only here: undefined where it is not installed (an
+ * install without dev dependencies), and the caller logs JSON instead.
+ */
+export function prettyDestination(destination: number | NodeJS.WritableStream = 1): pino.DestinationStream | undefined {
+  let pretty: typeof import('pino-pretty');
+  try {
+    pretty = require('pino-pretty') as typeof import('pino-pretty');
+  } catch {
+    return undefined;
+  }
+  return pretty({ destination, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+}
+
 const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
@@ -62,10 +91,13 @@ export function requestLogger(ctx: Context, logger: Logger): Logger {
 /**
  * Gives each request an id (the client's `X-Request-Id` when it is a safe token, else a new
  * UUID), echoes it in `X-Request-Id`, and logs one line when the request ends: method, path
- * (never the query string, which may carry secrets), status and duration.
+ * (never the query string, which may carry secrets), status and duration. Pages, scripts and
+ * styles (what `staticFiles` serves) are logged at debug level, API requests at info. With
+ * `metrics`, the same duration is counted under the request's operationId (`static` for static
+ * files, `unmatched` for the rest): a counter and a histogram, nothing else per request.
  */
-export function requestLog(opts: { logger: pino.Logger }): Middleware {
-  const { logger } = opts;
+export function requestLog(opts: { logger: pino.Logger; metrics?: Pick<Metrics, 'request'> }): Middleware {
+  const { logger, metrics } = opts;
   // The request line has fixed keys, none of them a redact path, so it skips redaction, which
   // otherwise runs every top-level value through the wildcard paths (`*.password`, ...) and
   // costs more than three times the rest of the line. Every other line is still redacted.
@@ -77,9 +109,14 @@ export function requestLog(opts: { logger: pino.Logger }): Middleware {
     ctx.state['reqId'] = reqId;
     const start = performance.now();
     const log = () => {
-      if (lines.isLevelEnabled('info')) {
-        lines.info({ reqId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round((performance.now() - start) * 10) / 10 }, 'request');
-      }
+      const isStatic = isStaticRequest(ctx);
+      const level = isStatic ? 'debug' : 'info';
+      const logging = lines.isLevelEnabled(level);
+      if (!logging && metrics === undefined) return;
+      const ms = performance.now() - start;
+      // @koa/router names the route it took: the contract's operationId (contract-router.ts).
+      metrics?.request(isStatic ? 'static' : ((ctx as { _matchedRouteName?: string })._matchedRouteName ?? 'unmatched'), ctx.status, ms / 1000);
+      if (logging) lines[level]({ reqId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
     };
     return next().then(log, (error: unknown) => {
       log();

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import compose from 'koa-compose';
 import mount from 'koa-mount';
 import serve from 'koa-static';
@@ -20,14 +20,37 @@ export interface StaticMount {
   allow?: readonly string[];
 }
 
+/** Marks, on `ctx.state`, a request the static route took. */
+const STATIC_REQUEST = Symbol('static request');
+
+/**
+ * Whether the static route took this request (its path belongs to a mount): the request log
+ * writes these at debug level, and the metrics count them as `static`.
+ */
+export function isStaticRequest(ctx: Context): boolean {
+  return (ctx.state as Record<symbol, unknown>)[STATIC_REQUEST] === true;
+}
+
+export interface StaticFilesOptions {
+  /** Headers of everything served (the pages' security headers). */
+  headers?: Readonly<Record<string, string>>;
+  /**
+   * Runs around the static route only (compression). A request whose path belongs to a mount but
+   * whose file is missing goes on to the router with `ctx.compress = false`, so the router's
+   * answer is never compressed.
+   */
+  compress?: Middleware;
+}
+
 /**
  * Serves the pages and the front-end packages with koa-static, public to everyone. Only GET and
  * HEAD requests whose path belongs to a mount (for a mount with `allow`, is one of its files) are
  * looked up on disk, so API requests such as `GET /user` never pay for a file-system look-up.
  * What it serves gets `opts.headers` (the pages' security headers).
  */
-export function staticFiles(mounts: StaticMount[], opts: { headers?: Readonly<Record<string, string>> } = {}): Middleware {
+export function staticFiles(mounts: StaticMount[], opts: StaticFilesOptions = {}): Middleware {
   const headers = Object.entries(opts.headers ?? {});
+  const around = opts.compress;
   const served: { test: (p: string) => boolean; handle: Middleware }[] = [];
   for (const m of mounts) {
     const middleware = serve(m.root, { extensions: ['html'], maxage: (m.maxAge ?? 0) * 1000, defer: false });
@@ -64,9 +87,18 @@ export function staticFiles(mounts: StaticMount[], opts: { headers?: Readonly<Re
     let chain: Middleware[] | undefined;
     for (const s of served) if (s.test(p)) (chain ??= []).push(s.handle);
     if (chain === undefined) return next();
+    const state = ctx.state as Record<symbol, unknown>;
+    state[STATIC_REQUEST] = true;
+    if (around) chain.unshift(around);
     // Pages and their assets: the headers a page needs (its CSP), over those of an API answer.
     for (const [name, value] of headers) ctx.response.set(name, value);
-    return compose(chain)(ctx, next);
+    return compose(chain)(ctx, () => {
+      // No mount had the file: the router answers (its 404), and that answer is not static, so
+      // it is neither compressed (koa-compress skips on ctx.compress false) nor counted as static.
+      state[STATIC_REQUEST] = false;
+      (ctx as { compress?: boolean }).compress = false;
+      return next();
+    });
   };
 }
 

@@ -6,6 +6,7 @@ import { type AuditLog, auditEvent, MAX_USER_AGENT, type RequestMeta } from './a
 import type { DeviceTokens } from './device-tokens';
 import type { Attempt, LoginLimiter } from './login-limiter';
 import type { Logger } from './logger';
+import { type LoginOutcome, type MetricHooks, noMetricHooks } from './metric-hooks';
 import { nameKey } from './names';
 import { checkPasswordPolicy, type Passwords } from './passwords';
 import type { RevocationList } from './revocations';
@@ -86,6 +87,8 @@ export interface AuthDeps {
   settings: AuthSettings;
   /** Writes the events that belong to no transaction (refusals). */
   audit: AuditLog;
+  /** Where login outcomes and refresh reuse are counted; nothing counts them when left out. */
+  metrics?: MetricHooks;
 }
 
 /**
@@ -100,6 +103,15 @@ async function checking<T>(attempt: Attempt, step: () => Promise<T>): Promise<T>
     await attempt.cancelled();
     throw error;
   }
+}
+
+/** How a failed login is counted, from the error it ended with. */
+function loginOutcome(error: unknown): LoginOutcome {
+  const code = error instanceof AuthError ? error.code : undefined;
+  if (code === 'invalid_credentials') return 'failed';
+  // A brute-force count, or this client's share of the hash queue: refused before any check.
+  if (code === 'rate_limited') return 'limited';
+  return 'error';
 }
 
 const invalidCredentials = () => new AuthError('invalid_credentials', 'The name or the password is wrong.');
@@ -121,6 +133,7 @@ const MAX_RETRY_CHAIN = 8;
 
 export function createAuthService(deps: AuthDeps): AuthService {
   const { store, tokens, passwords, revocations, clock, logger, settings, limiter, devices, audit } = deps;
+  const metrics = deps.metrics ?? noMetricHooks;
   const users = createUserAdmin({ store, passwords, clock, revocations });
   // When each (address, name) last had a limited login written: an attack refused by the limits
   // by the thousand must not become a thousand writes. In memory only (the name may be a password).
@@ -191,60 +204,73 @@ export function createAuthService(deps: AuthDeps): AuthService {
     return undefined;
   };
 
+  const login: AuthService['login'] = async (name, password, meta) => {
+    const log = meta.log ?? logger;
+    const key = nameKey(name);
+    const device = devices.read(meta.deviceToken, key);
+    const userAgent = meta.userAgent?.slice(0, MAX_USER_AGENT) ?? null;
+    const trail: RequestMeta = { address: meta.ip, userAgent, requestId: meta.requestId ?? null };
+    // The limits are taken before the password is checked: attempts in flight count already.
+    let attempt: Attempt;
+    try {
+      attempt = await limiter.begin({ ip: meta.ip, nameKey: key, ...(device ? { device } : {}) });
+    } catch (error) {
+      if (isAuthError(error, 'rate_limited')) noteLimited(key, trail, error.headers?.['Retry-After']);
+      throw error;
+    }
+    const user = await checking(attempt, () => store.findUserByNameKey(key));
+    if (!user) {
+      // Same cost as a wrong password, so timing does not tell which names exist.
+      await checking(attempt, () => passwords.verifyDummy(password, meta.ip));
+      await attempt.failed();
+      // Security event without the name: people type passwords into the name field.
+      log.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
+      audit.record(auditEvent('login_failed', clock.now(), trail, { details: { reason: 'unknown_name' } }));
+      throw invalidCredentials();
+    }
+    const ok = await checking(attempt, () => passwords.verify(user.passwordHash, password, meta.ip));
+    if (!ok || user.disabled) {
+      await attempt.failed();
+      const reason = ok ? 'disabled' : 'wrong_password';
+      log.info({ event: 'login_failed', reason, userId: user.id }, 'login failed');
+      audit.record(auditEvent('login_failed', clock.now(), trail, { targetId: user.id, targetName: user.name, details: { reason } }));
+      throw invalidCredentials();
+    }
+    await attempt.succeeded();
+    const now = clock.now();
+    if (passwords.needsRehash(user.passwordHash)) {
+      await store.setPasswordHash(user.id, await passwords.hash(password), now);
+    }
+    const session = { id: randomId(), expiresAt: now + settings.sessionMaxAge * 1000 };
+    const refreshToken = randomToken();
+    const refreshExpiresAt = Math.min(now + settings.refreshTokenTtl * 1000, session.expiresAt);
+    await store.createSession(
+      { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent, address: meta.ip.slice(0, 64) },
+      { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
+      auditEvent('login_succeeded', now, { ...trail, actorId: user.id }, {
+        targetId: user.id,
+        targetName: user.name,
+        details: { session_id: session.id, ...(device ? { trusted_device: true } : {}) },
+      }),
+    );
+    log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
+    return { ...(await issue(user, session, refreshToken, refreshExpiresAt)), deviceToken: devices.issue(key, device) };
+  };
+
   return {
     ...users,
 
-    async login(name, password, meta) {
-      const log = meta.log ?? logger;
-      const key = nameKey(name);
-      const device = devices.read(meta.deviceToken, key);
-      const userAgent = meta.userAgent?.slice(0, MAX_USER_AGENT) ?? null;
-      const trail: RequestMeta = { address: meta.ip, userAgent, requestId: meta.requestId ?? null };
-      // The limits are taken before the password is checked: attempts in flight count already.
-      let attempt: Attempt;
-      try {
-        attempt = await limiter.begin({ ip: meta.ip, nameKey: key, ...(device ? { device } : {}) });
-      } catch (error) {
-        if (isAuthError(error, 'rate_limited')) noteLimited(key, trail, error.headers?.['Retry-After']);
-        throw error;
-      }
-      const user = await checking(attempt, () => store.findUserByNameKey(key));
-      if (!user) {
-        // Same cost as a wrong password, so timing does not tell which names exist.
-        await checking(attempt, () => passwords.verifyDummy(password, meta.ip));
-        await attempt.failed();
-        // Security event without the name: people type passwords into the name field.
-        log.info({ event: 'login_failed', reason: 'unknown_name' }, 'login failed');
-        audit.record(auditEvent('login_failed', clock.now(), trail, { details: { reason: 'unknown_name' } }));
-        throw invalidCredentials();
-      }
-      const ok = await checking(attempt, () => passwords.verify(user.passwordHash, password, meta.ip));
-      if (!ok || user.disabled) {
-        await attempt.failed();
-        const reason = ok ? 'disabled' : 'wrong_password';
-        log.info({ event: 'login_failed', reason, userId: user.id }, 'login failed');
-        audit.record(auditEvent('login_failed', clock.now(), trail, { targetId: user.id, targetName: user.name, details: { reason } }));
-        throw invalidCredentials();
-      }
-      await attempt.succeeded();
-      const now = clock.now();
-      if (passwords.needsRehash(user.passwordHash)) {
-        await store.setPasswordHash(user.id, await passwords.hash(password), now);
-      }
-      const session = { id: randomId(), expiresAt: now + settings.sessionMaxAge * 1000 };
-      const refreshToken = randomToken();
-      const refreshExpiresAt = Math.min(now + settings.refreshTokenTtl * 1000, session.expiresAt);
-      await store.createSession(
-        { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent, address: meta.ip.slice(0, 64) },
-        { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
-        auditEvent('login_succeeded', now, { ...trail, actorId: user.id }, {
-          targetId: user.id,
-          targetName: user.name,
-          details: { session_id: session.id, ...(device ? { trusted_device: true } : {}) },
-        }),
+    login(name, password, meta) {
+      return login(name, password, meta).then(
+        (result) => {
+          metrics.login('succeeded');
+          return result;
+        },
+        (error: unknown) => {
+          metrics.login(loginOutcome(error));
+          throw error;
+        },
       );
-      log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
-      return { ...(await issue(user, session, refreshToken, refreshExpiresAt)), deviceToken: devices.issue(key, device) };
     },
 
     async refresh(refreshToken, call) {
@@ -269,6 +295,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
           return answer;
         }
         // RFC 9700 §4.14.2: a replayed refresh token means it leaked; end its whole family.
+        metrics.refreshReused();
         const session = await store.findSession(result.sessionId);
         const owner = session && (await store.findUserById(session.userId));
         const event = (revoked: boolean) =>

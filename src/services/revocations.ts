@@ -1,5 +1,6 @@
 import type { Clock } from '../clock';
 import type { Revocation, Store } from '../store/store';
+import { type MetricHooks, noMetricHooks } from './metric-hooks';
 
 /**
  * Carries revocations between instances as they happen (Redis pub/sub in production), so a
@@ -45,8 +46,9 @@ export interface RevocationList {
  */
 export const STARTUP_SLACK_MS = 60_000;
 
-export function createRevocationList(opts: { store: Store; clock: Clock; retainMs: number; bus?: RevocationBus }): RevocationList {
+export function createRevocationList(opts: { store: Store; clock: Clock; retainMs: number; bus?: RevocationBus; metrics?: Pick<MetricHooks, 'revoked'> }): RevocationList {
   const { store, clock, retainMs, bus } = opts;
+  const metrics = opts.metrics ?? noMetricHooks;
   // Session id -> when the entry may go: every access token of the session has expired by then.
   // Counted from when this process learned of it as well as from `revokedAt`, so a revocation
   // that committed late (and was learned late) is still kept a whole token lifetime.
@@ -83,6 +85,7 @@ export function createRevocationList(opts: { store: Store; clock: Clock; retainM
     has: (sessionId) => revoked.has(sessionId),
     add(sessionId, revokedAt) {
       remember(sessionId, revokedAt);
+      metrics.revoked();
       bus?.publish({ sessionId, revokedAt });
     },
     sync() {

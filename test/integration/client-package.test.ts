@@ -106,8 +106,8 @@ describe('the package, packed and installed into another project', () => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  test('when packed, then the tarball holds the built client and verifier, their declarations and the generated types, and nothing of the server', () => {
-    expect(packed).toEqual(['README.md', 'dist/client.d.ts', 'dist/client.js', 'dist/generated/openapi.d.ts', 'dist/verifier.d.ts', 'dist/verifier.js', 'package.json']);
+  test('when packed, then the tarball holds the built client and verifier, their declarations, the generated types and the licence, and nothing of the server', () => {
+    expect(packed).toEqual(['LICENSE', 'README.md', 'dist/client.d.ts', 'dist/client.js', 'dist/generated/openapi.d.ts', 'dist/verifier.d.ts', 'dist/verifier.js', 'package.json']);
   });
 
   test('when installed, then the README snippet compiles under tsc --strict and logs in and asks who it is', async () => {

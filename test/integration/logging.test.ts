@@ -190,3 +190,33 @@ describe('health and readiness', () => {
     await t.close();
   });
 });
+
+describe('request log levels', () => {
+  test('when pages, scripts and styles are served, then their request lines are at debug level, and API requests stay at info', async () => {
+    const t = await makeApp({ LOG_LEVEL: 'debug' });
+    await t.http().get('/login').expect(200);
+    await t.http().get('/js/api.js').expect(200);
+    await t.http().get('/docs/swagger-ui.css').expect(200);
+    await t.http().get('/healthz').expect(200);
+    await t.http().get('/no-such-page').expect(404);
+    const requests = t.logs.lines().filter((l) => l['msg'] === 'request');
+    // pino's levels: 20 debug, 30 info.
+    expect(requests.map((l) => [l['path'], l['level']])).toEqual([
+      ['/login', 20],
+      ['/js/api.js', 20],
+      ['/docs/swagger-ui.css', 20],
+      ['/healthz', 30],
+      ['/no-such-page', 30],
+    ]);
+    await t.close();
+  });
+
+  test('when the level is info (the default), then static files leave no request line and API requests do', async () => {
+    const t = await makeApp({ LOG_LEVEL: 'info' });
+    await t.http().get('/login').expect(200);
+    await t.http().get('/vendor/bootstrap/css/bootstrap.min.css').expect(200);
+    await t.http().get('/healthz').expect(200);
+    expect(t.logs.lines().filter((l) => l['msg'] === 'request').map((l) => l['path'])).toEqual(['/healthz']);
+    await t.close();
+  });
+});

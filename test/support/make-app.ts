@@ -5,6 +5,7 @@ import { type AuthApp, createApp } from '../../src/app';
 import { type Clock, fixedClock } from '../../src/clock';
 import { type Config, loadConfig } from '../../src/config';
 import { createLogger } from '../../src/http/request-log';
+import type { Metrics } from '../../src/services/metrics';
 import { createPasswords, type Passwords } from '../../src/services/passwords';
 import type { RevocationBus } from '../../src/services/revocations';
 import type { KeyChangeBus } from '../../src/services/signing-keys';
@@ -52,7 +53,7 @@ let counter = 0;
 /** A fresh app over its own in-memory SQLite store, with a fixed clock and captured logs. */
 export async function makeApp(
   env: Record<string, string> = {},
-  opts: { clock?: Clock; store?: Store; revocationBus?: RevocationBus; keyChangeBus?: KeyChangeBus } = {},
+  opts: { clock?: Clock; store?: Store; revocationBus?: RevocationBus; keyChangeBus?: KeyChangeBus; metrics?: Metrics } = {},
 ): Promise<TestApp> {
   const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, DATABASE_URL: 'sqlite::memory:', ...env });
   const store = opts.store ?? (await openStore(config.databaseUrl));
@@ -65,7 +66,7 @@ export async function makeApp(
     },
   });
   const logger = createLogger(env['LOG_LEVEL'] ? (config.logLevel) : 'info', sink);
-  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}), ...(opts.keyChangeBus ? { keyChangeBus: opts.keyChangeBus } : {}) });
+  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}), ...(opts.keyChangeBus ? { keyChangeBus: opts.keyChangeBus } : {}), ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   // As at start-up: the keys are loaded (the first one made) before the first request.
   await app.services.keyring.sync();
   const http = () => request(app.callback());

@@ -28,6 +28,9 @@ describe('loadConfig', () => {
       argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, concurrency: Math.max(1, availableParallelism() - 1) },
     });
     expect(c.databaseUrl).toMatch(/^sqlite:.*auth\.db$/);
+    // Metrics are off by default, and bound to this machine when turned on.
+    expect(c.metrics).toEqual({ port: undefined, host: '127.0.0.1', token: undefined });
+    expect(c.logPretty).toBe('auto');
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -47,6 +50,11 @@ describe('loadConfig', () => {
     ['a headers timeout past the request timeout', { HEADERS_TIMEOUT: '40000' }, /HEADERS_TIMEOUT must not exceed REQUEST_TIMEOUT/],
     ['a reuse interval over five minutes', { REFRESH_REUSE_INTERVAL: '301' }, /REFRESH_REUSE_INTERVAL/],
     ['Redis limits without REDIS_URL', { RATE_LIMIT_STORE: 'redis' }, /REDIS_URL is required/],
+    ['a metrics port that is not a number', { METRICS_PORT: 'nine' }, /METRICS_PORT must be a whole number/],
+    ['the metrics on the main port', { PORT: '4000', METRICS_PORT: '4000' }, /METRICS_PORT must differ from PORT/],
+    ['a short metrics token', { METRICS_PORT: '9464', METRICS_TOKEN: 'short' }, /METRICS_TOKEN must be at least 16 characters/],
+    ['LOG_PRETTY that is not a boolean', { LOG_PRETTY: 'sometimes' }, /LOG_PRETTY must be auto, true or false/],
+    ['pretty logs in production', { NODE_ENV: 'production', JWT_SECRET: SECRET, LOG_PRETTY: 'true' }, /LOG_PRETTY=true is not allowed/],
     ['a short admin password', { ADMIN_PASSWORD: 'short' }, /ADMIN_PASSWORD must be at least 8 characters/],
     ['a common admin password', { ADMIN_PASSWORD: 'Password123' }, /ADMIN_PASSWORD is one of the most common passwords/],
     ['the admin name as its password', { ADMIN_NAME: 'superuser-1', ADMIN_PASSWORD: 'SUPERUSER-1' }, /ADMIN_PASSWORD must not be the name/],
@@ -70,6 +78,11 @@ describe('loadConfig', () => {
       expect(problems).toMatch(/PORT/);
       expect(problems).toMatch(/LOG_LEVEL/);
     }
+  });
+
+  test('when METRICS_PORT, METRICS_HOST and METRICS_TOKEN are set, then the metrics listener is configured with them', () => {
+    const c = loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0', METRICS_TOKEN: 'a-scrape-token-of-24-chars' });
+    expect(c.metrics).toEqual({ port: 9464, host: '0.0.0.0', token: 'a-scrape-token-of-24-chars' });
   });
 
   test('when production has a long enough secret, then it starts with it and without an admin password', () => {
