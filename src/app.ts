@@ -8,6 +8,7 @@ import type { Config } from './config';
 import { type Contract, loadContract } from './http/contract';
 import { allowedMethods, contractRouter } from './http/contract-router';
 import { AUTH_USE, createHandlers } from './http/handlers';
+import { notFoundPage } from './http/not-found-page';
 import { problemResponses } from './http/problem';
 import { requestLog } from './http/request-log';
 import { requireToken } from './http/require-token';
@@ -66,6 +67,8 @@ export interface Services {
 export type AuthApp = Koa & { services: Services };
 
 export const PUBLIC_DIR = path.join(__dirname, '..', 'public');
+/** The page browsers get for a path that is not there (in PUBLIC_DIR); never served as /404. */
+export const NOT_FOUND_PAGE = '404.html';
 
 /** Builds the services the app and the CLI share. No side effects beyond the objects made. */
 export function createServices(deps: AppDeps): Services {
@@ -250,6 +253,9 @@ export function createApp(deps: AppDeps): AuthApp {
   app.use(requestLog({ logger, ...(deps.metrics ? { metrics: deps.metrics } : {}) }));
   app.use(problemResponses({ logger }));
   app.use(securityHeaders(API_HEADERS));
+  // A browser that follows a wrong link gets a page to find its way back; API clients keep the
+  // 404 problem. Inside problemResponses: it sees the bodiless 404 before that turns it into JSON.
+  app.use(notFoundPage({ file: path.join(PUBLIC_DIR, NOT_FOUND_PAGE), headers: PAGE_HEADERS }));
   if (config.corsOrigins.length > 0) {
     const allowed = new Set(config.corsOrigins);
     app.use(
@@ -264,7 +270,7 @@ export function createApp(deps: AppDeps): AuthApp {
   }
   app.use(
     staticFiles([
-      { prefix: '/', root: PUBLIC_DIR },
+      { prefix: '/', root: PUBLIC_DIR, hide: [NOT_FOUND_PAGE] },
       // Of each package, only the files the pages and public/docs/index.html load: no source
       // maps, package.json, README or sources (the docs page and its initializer are ours, from
       // the mount above).

@@ -15,11 +15,32 @@
     return spec;
   }
 
+  /**
+   * Swagger UI's server list is a <select> inside an empty <label>: it has no accessible name
+   * (axe's select-name). The "Servers" title beside it becomes its name, whenever Swagger UI
+   * renders the list anew.
+   */
+  function labelServers() {
+    const select = document.querySelector('.swagger-ui .servers select');
+    const title = document.querySelector('.swagger-ui .servers-title');
+    if (!select || select.hasAttribute('aria-label')) return;
+    if (title) {
+      title.id = title.id || 'servers-title';
+      select.setAttribute('aria-labelledby', title.id);
+    } else {
+      select.setAttribute('aria-label', 'Server');
+    }
+  }
+
   function start(spec) {
+    new MutationObserver(labelServers).observe(document.getElementById('swagger-ui'), { childList: true, subtree: true });
     window.ui = SwaggerUIBundle({
       spec,
       dom_id: '#swagger-ui',
-      deepLinking: true,
+      // Off: with deep links each operation's path is a link inside the button that opens the
+      // operation, a control within a control that screen readers and keyboards trip over
+      // (axe's nested-interactive; swagger-api/swagger-ui#9570).
+      deepLinking: false,
       presets: [SwaggerUIBundle.presets.apis],
       layout: 'BaseLayout',
       // Tokens pasted into "Authorize" stay in this tab's memory only, never in localStorage.

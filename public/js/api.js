@@ -1,9 +1,32 @@
 // Shared by the pages: JSON requests to the API and RFC 9457 problem documents as errors.
 
+/**
+ * A wait as people say it: seconds under a minute ("1 second", "45 seconds"), whole minutes
+ * from there, rounded up so the wait is never told shorter than it is ("1 minute", "15 minutes").
+ */
+export function formatWait(seconds) {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 60) return s === 1 ? '1 second' : `${s} seconds`;
+  const m = Math.ceil(s / 60);
+  return m === 1 ? '1 minute' : `${m} minutes`;
+}
+
+/**
+ * The message shown for a problem: its detail, and with a Retry-After its wait in words. The
+ * server counts the wait in seconds ("Try again in 895 seconds."); that sentence is replaced by
+ * the header's wait, said in minutes once it is a minute or more.
+ */
+function describe(problem, retryAfter) {
+  const detail = problem.detail || problem.title;
+  if (retryAfter === undefined) return detail;
+  const rest = detail.replace(/\s*Try again in [^.]*\.\s*$/i, '');
+  return `${rest ? `${rest} ` : ''}Try again in ${formatWait(retryAfter)}.`;
+}
+
 /** A failed API call; `problem` is the server's problem document (or one made up for it). */
 export class ApiError extends Error {
   constructor(problem, retryAfter) {
-    super(problem.detail || problem.title);
+    super(describe(problem, retryAfter));
     this.name = 'ApiError';
     this.problem = problem;
     this.status = problem.status;
@@ -75,6 +98,18 @@ export function hideAlert(el) {
 }
 
 /**
+ * A field message as every form words them: one sentence. The server names a field's problem
+ * as a predicate ("is one of the most common passwords", "must be at least 8 characters");
+ * the field's label becomes its subject: "Password is one of the most common passwords."
+ */
+function fieldSentence(input, message) {
+  const text = String(message).trim();
+  if (!/^[a-z]/.test(text)) return text;
+  const label = input.labels && input.labels[0] ? input.labels[0].textContent.trim() : input.name;
+  return `${label} ${text}${/[.!?]$/.test(text) ? '' : '.'}`;
+}
+
+/**
  * Marks the form's fields named by the problem's `errors` (JSON Pointers such as /body/name)
  * invalid and puts each message under its field. Returns whether any field was marked.
  */
@@ -84,13 +119,16 @@ export function showFieldErrors(form, errors) {
     const field = typeof pointer === 'string' ? pointer.replace(/^\/body\//, '').split('/')[0] : '';
     const input = field && form.elements.namedItem(field);
     if (!(input instanceof HTMLInputElement)) continue;
-    setFieldError(input, message);
+    setFieldError(input, fieldSentence(input, message));
     marked = true;
   }
   return marked;
 }
 
-/** Marks one input invalid with a message in its .invalid-feedback element. */
+/**
+ * Marks one input invalid (Bootstrap's is-invalid, aria-invalid) with a message in its
+ * `<id>-feedback` element, which the input names in aria-describedby so screen readers read it.
+ */
 export function setFieldError(input, message) {
   input.classList.add('is-invalid');
   input.setAttribute('aria-invalid', 'true');
@@ -98,11 +136,16 @@ export function setFieldError(input, message) {
   if (feedback) feedback.textContent = message;
 }
 
+/** Takes one input's mark and message away. */
+export function clearFieldError(input) {
+  input.classList.remove('is-invalid');
+  input.removeAttribute('aria-invalid');
+  const feedback = document.getElementById(`${input.id}-feedback`);
+  if (feedback) feedback.textContent = '';
+}
+
 export function clearFieldErrors(form) {
-  for (const input of form.querySelectorAll('.is-invalid')) {
-    input.classList.remove('is-invalid');
-    input.removeAttribute('aria-invalid');
-  }
+  for (const input of form.querySelectorAll('.is-invalid')) clearFieldError(input);
   for (const feedback of form.querySelectorAll('.invalid-feedback')) feedback.textContent = '';
 }
 

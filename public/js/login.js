@@ -6,6 +6,26 @@ import { api, busy, clearFieldErrors, hideAlert, setFieldError, showAlert, showF
 const form = document.getElementById('login-form');
 const errorBox = document.getElementById('login-error');
 
+/**
+ * Why the pages sent the person here (`/login?reason=...`): said once, above the form. The
+ * reason is only a key into this table, never shown as given.
+ */
+const REASONS = {
+  'logged-out': ['success', 'You have been logged out.'],
+  'session-ended': ['warning', 'Your session has ended. Log in again to go on.'],
+  'password-changed': ['success', 'Your password was changed and all your sessions have ended. Log in with the new password.'],
+};
+
+function showReason() {
+  const url = new URL(window.location.href);
+  const reason = REASONS[url.searchParams.get('reason')];
+  if (!reason) return;
+  showAlert(document.getElementById('login-notice'), reason[1], reason[0]);
+  // A reload, or a bookmark of this address, should not say it again.
+  url.searchParams.delete('reason');
+  window.history.replaceState(null, '', `${url.pathname}${url.search}${url.hash}`);
+}
+
 async function showSignupLink() {
   try {
     const info = await api('GET', '/info');
@@ -35,6 +55,7 @@ form.addEventListener('submit', (event) => {
     form.querySelector('.is-invalid').focus();
     return;
   }
+  hideAlert(document.getElementById('login-notice'));
   busy(form, async () => {
     try {
       await api('POST', '/login', { body: { name: name.value, password: password.value, refresh_token_in: 'cookie' } });
@@ -49,4 +70,5 @@ form.addEventListener('submit', (event) => {
   });
 });
 
+showReason();
 showSignupLink();

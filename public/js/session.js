@@ -29,7 +29,8 @@ channel?.addEventListener('message', ({ data }) => {
     for (const listener of listeners) listener({ type: 'refreshed', ...handed.pair });
   } else if (data.type === 'logged-out') {
     handed = null;
-    for (const listener of listeners) listener({ type: 'logged-out' });
+    const reason = typeof data.reason === 'string' ? data.reason : 'logged-out';
+    for (const listener of listeners) listener({ type: 'logged-out', reason });
   }
   // Any word from the lock holder ('refresh-failed' too) ends a wait for its handover.
   for (const wake of waiters) wake();
@@ -99,15 +100,18 @@ export function refresh() {
   return refreshing;
 }
 
-/** Tells the other tabs this session has ended, so they show it too. */
-export function announceLogout() {
+/**
+ * Tells the other tabs this session has ended, so they show it too; `reason` says why
+ * ('logged-out', 'password-changed').
+ */
+export function announceLogout(reason = 'logged-out') {
   handed = null;
-  if (channel) post({ type: 'logged-out' });
+  if (channel) post({ type: 'logged-out', reason });
 }
 
 /**
  * Calls `listener` with what the other tabs did: `{ type: 'refreshed', access_token, expires_in }`
- * or `{ type: 'logged-out' }`. Returns a function that stops it.
+ * or `{ type: 'logged-out', reason }`. Returns a function that stops it.
  */
 export function onSessionChange(listener) {
   listeners.add(listener);

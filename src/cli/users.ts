@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import dotenv from 'dotenv';
 import { systemClock } from '../clock';
 import { ConfigError, loadStoreConfig } from '../config';

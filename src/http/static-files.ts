@@ -18,6 +18,11 @@ export interface StaticMount {
    * Left out only for the pages' own folder, which holds nothing but what it serves.
    */
   allow?: readonly string[];
+  /**
+   * Top-level files of the pages' own folder that are not served as pages of their own (the
+   * 404 page, which `notFoundPage` sends with its 404 status). Only for the `/` mount.
+   */
+  hide?: readonly string[];
 }
 
 /** Marks, on `ctx.state`, a request the static route took. */
@@ -57,7 +62,8 @@ export function staticFiles(mounts: StaticMount[], opts: StaticFilesOptions = {}
     if (m.prefix === '/') {
       // The pages: '/' and every top-level entry of the folder ('/login' for login.html,
       // '/js/...' for the js folder).
-      const names = fs.readdirSync(m.root, { withFileTypes: true });
+      const hidden = new Set(m.hide ?? []);
+      const names = fs.readdirSync(m.root, { withFileTypes: true }).filter((d) => !hidden.has(d.name));
       const exact = new Set(['/', ...names.filter((d) => d.isFile()).flatMap((d) => [`/${d.name}`, `/${d.name.replace(/\.html$/, '')}`])]);
       const dirs = names.filter((d) => d.isDirectory()).map((d) => `/${d.name}/`);
       served.push({ test: (p) => exact.has(p) || dirs.some((d) => p.startsWith(d)), handle: middleware });

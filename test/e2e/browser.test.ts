@@ -2,34 +2,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page, type Response } from 'playwright-core';
+import { CHROME_PATH, CHROMIUM_ARGS, describeBrowser, haveChromium, MISSING_CHROMIUM, RESULTS_DIR } from '../support/browser';
 import { type RunningServer, SERVER_JS, startServer, tempDir } from '../support/server-process';
 
 // The pages, driven by a real Chromium against the built server in its own process: the only
 // way to see the CSP, the httpOnly cookie and the scripts' storage as a browser does.
 
-const CHROME_PATH = process.env.CHROME_PATH ?? '/usr/bin/chromium';
-const ROOT = path.join(__dirname, '..', '..');
-const RESULTS_DIR = path.join(ROOT, 'test-results');
-const MISSING_CHROMIUM =
-  `Chromium was not found at ${CHROME_PATH}. Install it with \`apt-get install -y chromium\`, ` +
-  'or set CHROME_PATH to a Chromium or Chrome executable.';
-
-const haveChromium = fs.existsSync(CHROME_PATH);
-const inCi = process.env.CI === 'true';
-if (!haveChromium && !inCi) console.warn(`Skipping the browser tests: ${MISSING_CHROMIUM}`);
-// In CI a missing browser must fail the run, not quietly skip the only browser coverage.
-const describeBrowser = haveChromium || inCi ? describe : describe.skip;
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ADMIN_NAME = 'admin';
 const ADMIN_PASSWORD = `admin-${randomBytes(18).toString('base64url')}`;
 const JWT_LIKE = /eyJ[\w-]+\.[\w-]+\.[\w-]*/;
@@ -400,7 +378,7 @@ describeBrowser('browser: pages and docs', () => {
     ]);
     expect(weak.status()).toBe(422);
     await page.locator('#password.is-invalid').waitFor();
-    expect(await text(page, '#password-feedback')).toBe('is one of the most common passwords');
+    expect(await text(page, '#password-feedback')).toBe('Password is one of the most common passwords.');
     expect(await text(page, '#signup-error')).toBe(((await weak.json()) as { detail: string }).detail);
     await page.fill('#password', 'carol-password-1');
 

@@ -80,7 +80,7 @@ describe('the package, packed and installed into another project', () => {
     (consumer ??= (async () => {
       const project = path.join(work, 'consumer');
       fs.mkdirSync(project);
-      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> };
+      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string>; bin: Record<string, string> };
       const spec = `file:${path.relative(project, tarball)}`;
       // An ES module project, so the snippet may await at top level, as the README's does.
       fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { [pkg.name]: spec } }));
@@ -91,7 +91,8 @@ describe('the package, packed and installed into another project', () => {
       const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
       const packages: Record<string, unknown> = {
         '': { name: 'consumer', dependencies: { [pkg.name]: spec } },
-        [`node_modules/${pkg.name}`]: { version: pkg.version, resolved: spec, dependencies: pkg.dependencies },
+        // With its bin, as npm writes it: npm ci links the bins the lockfile names.
+        [`node_modules/${pkg.name}`]: { version: pkg.version, resolved: spec, dependencies: pkg.dependencies, bin: pkg.bin },
       };
       for (const [where, entry] of Object.entries(lock.packages)) {
         if (where.startsWith('node_modules/') && !entry.dev && !entry.devOptional) packages[where] = entry;
@@ -106,8 +107,32 @@ describe('the package, packed and installed into another project', () => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  test('when packed, then the tarball holds the built client and verifier, their declarations, the generated types and the licence, and nothing of the server', () => {
-    expect(packed).toEqual(['LICENSE', 'README.md', 'dist/client.d.ts', 'dist/client.js', 'dist/generated/openapi.d.ts', 'dist/verifier.d.ts', 'dist/verifier.js', 'package.json']);
+  test('when packed, then the tarball holds the built client and verifier, their declarations, the generated types, the users CLI and the licence, and nothing of the HTTP server', () => {
+    // The CLI (the package's bin) and what it loads: its folder, services, store and a few modules.
+    const cli = ['cli', 'services', 'store'].flatMap((dir) =>
+      fs
+        .readdirSync(path.join(ROOT, 'dist', dir))
+        .filter((f) => f.endsWith('.js'))
+        .map((f) => `dist/${dir}/${f}`),
+    );
+    expect(cli).toEqual(expect.arrayContaining(['dist/cli/users.js', 'dist/services/users.js', 'dist/store/open-store.js']));
+    expect(packed).toEqual(
+      [
+        'LICENSE',
+        'README.md',
+        'dist/client.d.ts',
+        'dist/client.js',
+        'dist/generated/openapi.d.ts',
+        'dist/verifier.d.ts',
+        'dist/verifier.js',
+        'package.json',
+        'dist/bootstrap.js',
+        'dist/clock.js',
+        'dist/config.js',
+        'dist/errors.js',
+        ...cli,
+      ].sort(),
+    );
   });
 
   test('when installed, then the README snippet compiles under tsc --strict and logs in and asks who it is', async () => {
@@ -149,6 +174,10 @@ describe('the package, packed and installed into another project', () => {
     const { stdout } = await run(process.execPath, ['snippet.js'], { cwd: project, timeout: 15_000 });
     const me = JSON.parse(stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
     expect(me).toEqual({ id: expect.any(String), name: 'admin', role: 'admin' });
+
+    // The bin is linked and every module it loads was packed (its requires run before --help is read).
+    const help = await run(path.join(project, 'node_modules', '.bin', 'koa-jwt-auth-users'), ['--help'], { cwd: project, timeout: 15_000 });
+    expect(help.stdout).toMatch(/^Usage: npm run users -- <command>/);
   }, 90_000);
 
   test('when installed, then the README verifier snippet requires koa-jwt-auth-server/verifier from the package and accepts ES256 and EdDSA tokens from a JWKS', async () => {

@@ -24,7 +24,7 @@ describe('static files: only what the pages and /docs/ load', () => {
   test('when every file the pages, the docs page and their stylesheets load is fetched, then each is served (the allow-lists cover them)', async () => {
     const t = await makeApp();
     const wanted = new Set<string>();
-    for (const [file, url] of [['index.html', '/'], ['login.html', '/login'], ['signup.html', '/signup'], ['docs/index.html', '/docs/']] as const) {
+    for (const [file, url] of [['index.html', '/'], ['login.html', '/login'], ['signup.html', '/signup'], ['404.html', '/a/missing/page'], ['docs/index.html', '/docs/']] as const) {
       for (const u of linkedUrls(file, url)) wanted.add(u);
     }
     for (const u of [...wanted]) {
