@@ -2,19 +2,21 @@
 // @ts-check
 /**
  * `node bench/profile.js [--duration 20] [--connections 50] [--scenario valid|invalid] [--log-level info] [--keep] [--top 25]
- *   [--server dist/server.js]`
+ *   [--server dist/server.js] [--peer]`
  * `node bench/profile.js --analyse <file.cpuprofile>`
  *
  * Runs the built server under `node --cpu-prof`, puts GET /user under load for --duration
  * seconds, stops it (SIGTERM, so the profile is written) and prints where the time went: self
  * and inclusive time by package, and the heaviest functions. Build first (npm run build).
- * --keep leaves the .cpuprofile in a temp folder for Chrome DevTools.
+ * --keep leaves the .cpuprofile in a temp folder for Chrome DevTools. --peer profiles the fastify
+ * equal-feature peer (bench/fastify-peer.js) instead, with a token of the server (which then runs
+ * without the profiler), for a side-by-side reading.
  */
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { load, round } = require('./lib/load');
-const { sleep, startServer, tamper } = require('./lib/processes');
+const { sleep, startPeer, startServer, tamper } = require('./lib/processes');
 
 /**
  * @typedef {{ id: number, callFrame: { functionName: string, url: string, lineNumber: number }, hitCount?: number, children?: number[] }} ProfileNode
@@ -33,6 +35,8 @@ function bucketOf(frame) {
   if (pkg) return pkg[1];
   const own = /\/dist\/(.+)$/.exec(url);
   if (own) return `server: ${own[1]}`;
+  const bench = /\/bench\/(.+)$/.exec(url);
+  if (bench) return `bench: ${bench[1]}`;
   if (url.startsWith('node:')) return url.replace(/^node:internal\/(?:deps\/)?/, 'node:');
   return url;
 }
@@ -118,26 +122,33 @@ async function main() {
   const connections = Number(arg('connections', '50'));
   const scenario = arg('scenario', 'valid');
   const profDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-cpuprof-'));
+  const profArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250'];
+  const peerMode = args.includes('--peer');
   const server = await startServer({
     name: 'server',
     logLevel: arg('log-level', 'info'),
-    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250'],
+    nodeArgs: peerMode ? [] : profArgs,
     script: path.resolve(arg('server', 'dist/server.js')),
   });
+  /** @type {Awaited<ReturnType<typeof startPeer>> | undefined} */
+  let peer;
   let result;
   try {
+    if (peerMode) peer = await startPeer(server, arg('log-level', 'info'), profArgs);
+    const target = peer ?? server;
     const token = scenario === 'invalid' ? tamper(server.token) : server.token;
-    const spec = { url: `${server.url}/user`, method: /** @type {const} */ ('GET'), headers: { authorization: `Bearer ${token}` }, connections, expect: scenario === 'invalid' ? 401 : 200 };
+    const spec = { url: `${target.url}/user`, method: /** @type {const} */ ('GET'), headers: { authorization: `Bearer ${token}` }, connections, expect: scenario === 'invalid' ? 401 : 200 };
     await load({ ...spec, duration: 3 });
     result = await load({ ...spec, duration });
   } finally {
+    await peer?.stop();
     await server.stop();
   }
   await sleep(200);
   const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no .cpuprofile was written');
   process.stdout.write(
-    `GET /user (${scenario} token) for ${duration} s at ${connections} connections: ${result.reqPerSec} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${result.unexpected} unexpected\n`,
+    `${peerMode ? 'fastify peer: ' : ''}GET /user (${scenario} token) for ${duration} s at ${connections} connections: ${result.reqPerSec} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${result.unexpected} unexpected\n`,
   );
   report(path.join(profDir, file), top);
   if (args.includes('--keep')) process.stdout.write(`\nprofile kept: ${path.join(profDir, file)}\n`);

@@ -2,8 +2,9 @@
 // @ts-check
 /**
  * `npm run bench`: builds the server, starts it (twice: LOG_LEVEL=info, the default, and
- * LOG_LEVEL=warn) and a bare Koa app, each in its own process, and runs the scenarios in
- * interleaved rounds on 127.0.0.1. Writes latest.json and latest.md to bench/results (or --out)
+ * LOG_LEVEL=warn), a bare Koa app and the fastify equal-feature peer (bench/fastify-peer.js),
+ * each in its own process (with --algorithms, one more server per signing algorithm of
+ * bench/lib/algorithms.js), and runs the scenarios in interleaved rounds on 127.0.0.1. Writes latest.json and latest.md to bench/results (or --out)
  * and copies the table into README.md between its bench markers. See bench/NOTES.md.
  */
 const { spawnSync } = require('node:child_process');
@@ -12,11 +13,12 @@ const os = require('node:os');
 const path = require('node:path');
 const { load, median, round } = require('./lib/load');
 const { parseOptions, USAGE } = require('./lib/options');
-const { LOGIN_RATE, ROOT, SERVER_JS, sleep, startBare, startServer, tamper } = require('./lib/processes');
+const { ALGORITHM_SERVERS, describeEnv, rowId } = require('./lib/algorithms');
+const { LOGIN_RATE, ROOT, SERVER_JS, sleep, startBare, startPeer, startServer, tamper, tokenAlgorithm } = require('./lib/processes');
 const { renderMarkdown, updateReadme } = require('./lib/report');
 
 const MB = 1024 * 1024;
-const TARGETS = { userVsBare: 0.75, stormVsQuiet: 0.6, idleRssMb: 90, rssGrowth: 0.2, soakSeconds: 60 };
+const TARGETS = { userVsBare: 0.75, userVsPeer: 1, stormVsQuiet: 0.6, idleRssMb: 90, rssGrowth: 0.2, soakSeconds: 60 };
 
 /** @param {number | null} bytes */
 const mb = (bytes) => (bytes === null ? null : round(bytes / MB, 1));
@@ -130,9 +132,13 @@ async function main() {
     const [server, quiet] = starts.map((r) => /** @type {PromiseFulfilledResult<Awaited<ReturnType<typeof startServer>>>} */ (r).value);
     const bare = await startBare(server.userJson);
     running.push(bare);
+    // The peer gets the server's key, issuer and audience, and must verify the server's token.
+    const peer = await startPeer(server, 'info');
+    running.push(peer);
+    const algorithmServers = opts.algorithms ? await startAlgorithmServers(script, running) : [];
     await sleep(1000);
-    const idle = { server: mb(server.idleRss), quiet: mb(quiet.idleRss), bare: mb(bare.rss()) };
-    say(`idle RSS: server ${idle.server} MB, server (warn) ${idle.quiet} MB, bare Koa ${idle.bare} MB`);
+    const idle = { server: mb(server.idleRss), quiet: mb(quiet.idleRss), bare: mb(bare.rss()), peer: mb(peer.rss()) };
+    say(`idle RSS: server ${idle.server} MB, server (warn) ${idle.quiet} MB, bare Koa ${idle.bare} MB, fastify peer ${idle.peer} MB`);
 
     const c = opts.connections;
     const auth = (/** @type {string} */ token) => ({ authorization: `Bearer ${token}` });
@@ -150,6 +156,14 @@ async function main() {
       [{ id: 'user_valid', title: 'GET /user, valid token', proc: server, spec: { path: '/user', method: 'GET', headers: auth(server.token), connections: c, expect: 200 } }],
       [
         {
+          id: 'peer_user',
+          title: 'GET /user, valid token, fastify equal-feature peer',
+          proc: peer,
+          spec: { path: '/user', method: 'GET', headers: auth(server.token), connections: c, expect: 200 },
+        },
+      ],
+      [
+        {
           id: 'user_valid_warn',
           title: 'GET /user, valid token, LOG_LEVEL=warn',
           proc: quiet,
@@ -165,6 +179,23 @@ async function main() {
         },
       ],
       [loginPart],
+      // The algorithm rows (--algorithms), before the storm, which stays last (the soak reuses it).
+      ...algorithmServers.flatMap(({ alg, env, rows, proc }) =>
+        rows.map((row) => {
+          const how = `${alg} (${describeEnv(env)})`;
+          /** @type {Part} */
+          const part =
+            row === 'user'
+              ? { id: rowId(row, alg), title: `GET /user, valid token, ${how}`, proc, spec: { path: '/user', method: 'GET', headers: auth(proc.token), connections: c, expect: 200 } }
+              : {
+                  id: rowId(row, alg),
+                  title: `POST /login (argon2id), ${how}, ${opts.loginConnections} connections`,
+                  proc,
+                  spec: { path: '/login', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(proc.credentials), connections: opts.loginConnections, expect: 200 },
+                };
+          return [part];
+        }),
+      ),
       [
         { id: 'storm_user', title: 'GET /user, valid token, during the login storm', proc: server, spec: { path: '/user', method: 'GET', headers: auth(server.token), connections: c, expect: 200 } },
         { ...loginPart, id: 'storm_login', title: `POST /login during the storm, ${opts.loginConnections} connections` },
@@ -217,13 +248,28 @@ async function main() {
     const perRound = (/** @type {string} */ a, /** @type {string} */ b) =>
       (measured[a] ?? []).map((x, i) => round(x.reqPerSec / ((measured[b] ?? [])[i]?.reqPerSec ?? NaN), 3));
     const userVsBare = perRound('user_valid', 'bare_user');
+    const userVsPeer = perRound('user_valid', 'peer_user');
+    const peerVsBare = perRound('peer_user', 'bare_user');
+    // CPU per response, peer over server, per round (above 1: the server spends less per answer).
+    // Steadier than req/s here, since it leaves out time spent waiting for a core.
+    const peerCpuVsServer = (measured['peer_user'] ?? []).map((x, i) => {
+      const mine = (measured['user_valid'] ?? [])[i]?.cpuUs;
+      return typeof x.cpuUs === 'number' && typeof mine === 'number' && mine > 0 ? round(x.cpuUs / mine, 3) : NaN;
+    });
+    /** @type {Record<string, number[]>} each algorithm row over its HS256 counterpart, per round */
+    const algorithmRatios = {};
+    for (const { alg, rows } of algorithmServers) {
+      for (const row of rows) {
+        if (alg === 'HS256') continue;
+        algorithmRatios[rowId(row, alg)] = perRound(rowId(row, alg), row === 'user' ? 'user_valid' : measured[rowId('login', 'HS256')] ? rowId('login', 'HS256') : 'login');
+      }
+    }
     const stormVsQuiet = perRound('storm_user', 'user_valid');
     const infoVsWarn = perRound('user_valid', 'user_valid_warn');
     const validRounds = measured['user_valid'] ?? [];
-    const logBytesPerRequest = round(
-      validRounds.reduce((a, r) => a + r.logBytes, 0) / Math.max(1, validRounds.reduce((a, r) => a + r.requests, 0)),
-      0,
-    );
+    const bytesPerRequest = (/** @type {any[]} */ rounds) => round(rounds.reduce((a, r) => a + r.logBytes, 0) / Math.max(1, rounds.reduce((a, r) => a + r.requests, 0)), 0);
+    const logBytesPerRequest = bytesPerRequest(validRounds);
+    const peerLogBytesPerRequest = bytesPerRequest(measured['peer_user'] ?? []);
     const broken = (/** @type {string[]} */ ids) => ids.some((id) => scenarios[id].unexpected > 0);
 
     // The memory check: RSS after at least 60 s of load since warm-up, against RSS after warm-up.
@@ -245,6 +291,14 @@ async function main() {
         `>= ${TARGETS.userVsBare}x`,
         median(userVsBare) >= TARGETS.userVsBare,
         { ...state, broken: broken(['user_valid', 'bare_user']) },
+      ),
+      target(
+        'user_vs_peer',
+        'GET /user (valid token) / fastify equal-feature peer',
+        round(median(userVsPeer), 3),
+        `>= ${TARGETS.userVsPeer}x`,
+        median(userVsPeer) >= TARGETS.userVsPeer,
+        { ...state, broken: broken(['user_valid', 'peer_user']) },
       ),
       target(
         'storm_vs_quiet',
@@ -276,17 +330,20 @@ async function main() {
       options: { ...opts, out: undefined, server: opts.server === undefined ? undefined : 'another build (--server)' },
       setup: {
         server: 'node dist/server.js, NODE_ENV=production, SQLite in a temp dir, stdout piped to the bench and discarded',
-        logLevels: { server: 'info (the default)', quiet: 'warn' },
+        logLevels: { server: 'info (the default)', quiet: 'warn', peer: 'info' },
+        peer: 'bench/fastify-peer.js: fastify 5, @fastify/jwt (HS256, the server key, issuer, audience, exp, fast-jwt cache of 1,000), the server claim checks, a revocation Set.has on sid, @fastify/helmet with the API header set, request id and one request line per answer through the server logger factory (info, buffered stdout piped to the bench)',
+        algorithms: algorithmServers.map(({ alg, env, rows }) => ({ alg, env: describeEnv(env), rows: rows.map((r) => rowId(r, alg)), tokenAlg: alg })),
         loginRateLimits: LOGIN_RATE,
         settleMs,
         order: 'each round runs every scenario once, in the order of the table; all processes stay up for the whole run',
       },
       scenarios,
-      ratios: { userVsBare, stormVsQuiet, infoVsWarn },
+      ratios: { userVsBare, userVsPeer, peerVsBare, peerCpuVsServer, stormVsQuiet, infoVsWarn, algorithms: algorithmRatios },
       logging: {
         infoVsWarn: round(median(infoVsWarn), 3),
         cpuUs: { info: scenarios['user_valid'].cpuUs, warn: scenarios['user_valid_warn'].cpuUs },
         logBytesPerRequest,
+        peerLogBytesPerRequest,
       },
       memory: { idle, afterWarmup, afterRounds, afterSoak, check: { ...memory, growth } },
       targets,
@@ -308,6 +365,40 @@ async function main() {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * Starts one server per entry of ALGORITHM_SERVERS and checks that each signs its token with its
+ * algorithm. Every server that started goes into `running` (stopped at the end); when any failed
+ * to start or signed with another algorithm, throws one error naming each of those rows: the
+ * bench reports no number for an algorithm the server did not use.
+ * @param {string} script
+ * @param {{ stop(): Promise<void> }[]} running
+ */
+async function startAlgorithmServers(script, running) {
+  const starts = await Promise.allSettled(
+    ALGORITHM_SERVERS.map(({ alg, env }) => startServer({ name: `server (${describeEnv(env)})`, logLevel: 'info', script, env })),
+  );
+  const problems = [];
+  const started = [];
+  for (const [i, result] of starts.entries()) {
+    const entry = /** @type {import('./lib/algorithms').AlgorithmServer} */ (ALGORITHM_SERVERS[i]);
+    const rows = entry.rows.map((r) => rowId(r, entry.alg)).join(', ');
+    if (result.status === 'rejected') {
+      const why = result.reason instanceof Error ? result.reason.message : String(result.reason);
+      problems.push(`rows ${rows}: the server refused ${describeEnv(entry.env)}: ${why.trim()}`);
+      continue;
+    }
+    running.push(result.value);
+    const signed = tokenAlgorithm(result.value.token);
+    if (signed !== entry.alg) {
+      problems.push(`rows ${rows}: the server started with ${describeEnv(entry.env)} but signed its token with ${signed ?? 'nothing readable'}, not ${entry.alg} (this build ignores the setting)`);
+      continue;
+    }
+    started.push({ ...entry, proc: result.value });
+  }
+  if (problems.length > 0) throw new Error(`the signing-algorithm rows (--algorithms) cannot run:\n  - ${problems.join('\n  - ')}`);
+  return started;
 }
 
 /**

@@ -1,6 +1,7 @@
 'use strict';
 // @ts-check
 const path = require('node:path');
+const { ALGORITHM_ROWS_BY_DEFAULT } = require('./algorithms');
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -21,6 +22,10 @@ const USAGE = `Usage: npm run bench -- [options]
                            change; its folder's parent needs public/, openapi.yaml, node_modules/);
                            implies --no-build and --no-readme
   --no-readme              do not copy the table into README.md (only done for the default --out)
+  --algorithms             add the signing-algorithm rows of bench/lib/algorithms.js (GET /user with
+                           ES256 and EdDSA tokens, POST /login with HS256, ES256, EdDSA), one more
+                           server each; the run fails if a server does not sign with its algorithm
+                           (env BENCH_ALGORITHMS=1; --no-algorithms leaves them out)
   --help`;
 
 /**
@@ -36,6 +41,7 @@ const USAGE = `Usage: npm run bench -- [options]
  * @property {boolean} build
  * @property {boolean} readme
  * @property {string | undefined} server
+ * @property {boolean} algorithms
  */
 
 /**
@@ -67,7 +73,7 @@ function parseOptions(argv, env, defaultOut) {
     flags[name] = value ?? true;
   }
   if (flags['help']) return 'help';
-  const known = new Set(['duration', 'rounds', 'connections', 'login-connections', 'warmup', 'soak', 'out', 'smoke', 'no-build', 'no-readme', 'server']);
+  const known = new Set(['duration', 'rounds', 'connections', 'login-connections', 'warmup', 'soak', 'out', 'smoke', 'no-build', 'no-readme', 'server', 'algorithms', 'no-algorithms']);
   for (const name of Object.keys(flags)) if (!known.has(name)) problems.push(`unknown option --${name}`);
 
   const smoke = flags['smoke'] === true || env['BENCH_SMOKE'] === '1';
@@ -96,6 +102,11 @@ function parseOptions(argv, env, defaultOut) {
   const serverRaw = flags['server'];
   if (serverRaw === true) problems.push('--server needs a file');
   const server = typeof serverRaw === 'string' ? path.resolve(serverRaw) : undefined;
+  if (flags['algorithms'] !== undefined && flags['algorithms'] !== true) problems.push('--algorithms takes no value');
+  let algorithms = ALGORITHM_ROWS_BY_DEFAULT;
+  if (env['BENCH_ALGORITHMS'] !== undefined && env['BENCH_ALGORITHMS'] !== '') algorithms = env['BENCH_ALGORITHMS'] === '1';
+  if (flags['algorithms'] === true) algorithms = true;
+  if (flags['no-algorithms'] === true) algorithms = false;
   const options = {
     duration: num('duration', 'BENCH_DURATION', smoke ? 1 : 6, 1),
     rounds: num('rounds', 'BENCH_ROUNDS', smoke ? 1 : 3, 1, true),
@@ -108,6 +119,7 @@ function parseOptions(argv, env, defaultOut) {
     build: flags['no-build'] !== true && server === undefined,
     readme: flags['no-readme'] !== true && !smoke && out === defaultOut && server === undefined,
     server,
+    algorithms,
   };
   if (problems.length > 0) throw new Error(`${problems.join('\n')}\n\n${USAGE}`);
   return options;

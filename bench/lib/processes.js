@@ -10,6 +10,7 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..', '..');
 const SERVER_JS = path.join(ROOT, 'dist', 'server.js');
 const BARE_JS = path.join(__dirname, '..', 'bare-koa.js');
+const PEER_JS = path.join(__dirname, '..', 'fastify-peer.js');
 
 /** Logins are limited on failures only, but the bench raises the limits anyway (said in the table). */
 const LOGIN_RATE = 1_000_000;
@@ -173,8 +174,9 @@ function serverEnv(dataDir, logLevel) {
  * Starts the built server with its own temp data dir (also its cwd, so no `.env` of the checkout
  * is read), reads its idle RSS a second after it answers (before any other request), and logs
  * in once to get an access token.
- * @param {{ name: string, logLevel: string, nodeArgs?: string[], script?: string, env?: Record<string, string> }} opts
+ * @param {{ name: string, logLevel: string, nodeArgs?: string[], script?: string, env?: Record<string, string | undefined> }} opts
  *   `script` defaults to dist/server.js (another build, for bench/ab.js); `env` adds to the bench's
+ *   environment and overrides it (a key set to undefined is left out)
  */
 async function startServer(opts) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-bench-'));
@@ -185,7 +187,7 @@ async function startServer(opts) {
     proc = await startProcess({
       name: opts.name,
       script: opts.script ?? SERVER_JS,
-      env: { ...env, ...opts.env },
+      env: withOverrides(env, opts.env),
       cwd: dir,
       readyPath: '/healthz',
       nodeArgs: opts.nodeArgs,
@@ -214,6 +216,8 @@ async function startServer(opts) {
     dir,
     token: body.access_token,
     credentials,
+    /** The environment it was started with (its JWT_SECRET for the fastify peer). */
+    env: withOverrides(env, opts.env),
     /** Bytes, one second after start-up, before the first login. */
     idleRss,
     /** The exact JSON GET /user answers, for the bare route to answer too. */
@@ -223,6 +227,68 @@ async function startServer(opts) {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * `base` with `overrides` applied: a key set to undefined is removed.
+ * @param {Record<string, string>} base
+ * @param {Record<string, string | undefined>} [overrides]
+ * @returns {Record<string, string>}
+ */
+function withOverrides(base, overrides = {}) {
+  /** @type {Record<string, string>} */
+  const env = { ...base };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  return env;
+}
+
+/**
+ * Starts the fastify equal-feature peer (bench/fastify-peer.js) with the key, issuer and audience
+ * of `server`, and refuses to go on unless it answers the server's token with the server's own
+ * JSON and refuses the same token with one character changed: a peer that did not verify would
+ * make the comparison meaningless.
+ * @param {{ env: Record<string, string>, token: string, userJson: string }} server
+ * @param {string} logLevel
+ * @param {string[]} [nodeArgs]
+ * @returns {Promise<Proc>}
+ */
+async function startPeer(server, logLevel, nodeArgs) {
+  /** @type {Record<string, string>} */
+  const env = { NODE_ENV: 'production', LOG_LEVEL: logLevel };
+  for (const key of ['JWT_SECRET', 'JWT_ISSUER', 'JWT_AUDIENCE', 'CLOCK_SKEW', 'ACCESS_TOKEN_TTL']) {
+    const value = server.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  const peer = await startProcess({ name: 'fastify peer', script: PEER_JS, env, cwd: ROOT, readyPath: '/healthz', nodeArgs });
+  try {
+    const ok = await fetch(`${peer.url}/user`, { headers: { authorization: `Bearer ${server.token}` } });
+    const body = await ok.text();
+    if (ok.status !== 200 || body !== server.userJson) throw new Error(`fastify peer: GET /user with the server's token answered ${ok.status} ${body}, not the server's 200 ${server.userJson}`);
+    const forged = await fetch(`${peer.url}/user`, { headers: { authorization: `Bearer ${tamper(server.token)}` } });
+    await forged.arrayBuffer();
+    if (forged.status !== 401) throw new Error(`fastify peer: GET /user with a tampered token answered ${forged.status}, not 401`);
+  } catch (error) {
+    await peer.stop();
+    throw error;
+  }
+  return peer;
+}
+
+/**
+ * The `alg` in the protected header of a JWT, or undefined when the token does not decode.
+ * @param {string} token
+ * @returns {string | undefined}
+ */
+function tokenAlgorithm(token) {
+  try {
+    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8'));
+    return typeof header.alg === 'string' ? header.alg : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -250,4 +316,4 @@ function tamper(token) {
   return `${token.slice(0, i)}${c}${token.slice(i + 1)}`;
 }
 
-module.exports = { ROOT, SERVER_JS, LOGIN_RATE, freePort, rssOf, cpuOf, startProcess, startServer, startBare, sleep, tamper };
+module.exports = { ROOT, SERVER_JS, LOGIN_RATE, freePort, rssOf, cpuOf, startProcess, startServer, startBare, startPeer, sleep, tamper, tokenAlgorithm, withOverrides };

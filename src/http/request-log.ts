@@ -102,16 +102,22 @@ export function requestLog(opts: { logger: pino.Logger; metrics?: Pick<Metrics, 
   // otherwise runs every top-level value through the wildcard paths (`*.password`, ...) and
   // costs more than three times the rest of the line. Every other line is still redacted.
   const lines = logger.child({}, { redact: [] });
+  // A pino child's level is set when it is made, and nothing changes this one's: read it once.
+  // API lines are info, static-file lines debug (debug on implies info on).
+  const infoOn = lines.isLevelEnabled('info');
+  const debugOn = lines.isLevelEnabled('debug');
   return function logRequest(ctx, next) {
-    const given = ctx.get('x-request-id');
-    const reqId = SAFE_ID.test(given) ? given : randomUUID();
-    ctx.set('X-Request-Id', reqId);
+    const given = ctx.req.headers['x-request-id'];
+    const reqId = typeof given === 'string' && SAFE_ID.test(given) ? given : randomUUID();
+    // Node's setHeader directly: a fixed name and a checked token, nothing for Koa's set to do.
+    ctx.res.setHeader('X-Request-Id', reqId);
     ctx.state['reqId'] = reqId;
+    if (!infoOn && metrics === undefined) return next();
     const start = performance.now();
     const log = () => {
       const isStatic = isStaticRequest(ctx);
       const level = isStatic ? 'debug' : 'info';
-      const logging = lines.isLevelEnabled(level);
+      const logging = isStatic ? debugOn : infoOn;
       if (!logging && metrics === undefined) return;
       const ms = performance.now() - start;
       // @koa/router names the route it took: the contract's operationId (contract-router.ts).
