@@ -17,7 +17,7 @@
  * - the same JSON, with `Cache-Control: no-store`, and the same 401 problem documents and
  *   Bearer challenges.
  *
- * Env: PORT (0 for any), HOST (127.0.0.1), JWT_SECRET (required), JWT_ISSUER, JWT_AUDIENCE,
+ * Env: PORT (0 for any), HOST (127.0.0.1), JWT_KEY (required: the server's HS256 key, base64), JWT_ISSUER, JWT_AUDIENCE,
  * CLOCK_SKEW, ACCESS_TOKEN_TTL (the server's defaults), LOG_LEVEL (info), PEER_REVOKED_SIDS
  * (session ids to treat as revoked, comma-separated). Needs dist/ (npm run build).
  */
@@ -35,9 +35,9 @@ const { createLogger } = require(path.join(DIST, 'http', 'request-log.js'));
 const { checkDecoded } = require(path.join(DIST, 'services', 'tokens.js'));
 
 const env = process.env;
-const secret = env['JWT_SECRET'];
+const secret = env['JWT_KEY'];
 if (!secret) {
-  process.stderr.write('JWT_SECRET is required\n');
+  process.stderr.write('JWT_KEY is required\n');
   process.exit(1);
 }
 const issuer = env['JWT_ISSUER'] || 'koa-jwt-auth-server';
@@ -98,9 +98,9 @@ app.register(fastifyHelmet, {
 });
 
 app.register(fastifyJwt, {
-  // The server's key is createSecretKey(Buffer.from(JWT_SECRET, 'utf8')): the same bytes. (A
-  // KeyObject is read by @fastify/jwt as a { private, public } pair, so a Buffer it is.)
-  secret: Buffer.from(secret, 'utf8'),
+  // The server's current HS256 key (its bytes, read from its store by the bench). (A KeyObject
+  // is read by @fastify/jwt as a { private, public } pair, so a Buffer it is.)
+  secret: Buffer.from(secret, 'base64'),
   sign: { algorithm: 'HS256' },
   verify: {
     algorithms: ['HS256'],

@@ -16,7 +16,7 @@
  */
 
 /** Whether `npm run bench` runs the rows below without `--algorithms`. */
-const ALGORITHM_ROWS_BY_DEFAULT = false;
+const ALGORITHM_ROWS_BY_DEFAULT = true;
 
 /**
  * @typedef {object} AlgorithmServer

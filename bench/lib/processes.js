@@ -246,6 +246,27 @@ function withOverrides(base, overrides = {}) {
 }
 
 /**
+ * The HS256 key that signed the server's token (by its `kid`), read from the server's store and
+ * opened with its JWT_SECRET as the server does: the peer verifies with exactly that key.
+ * @param {{ env: Record<string, string>, token: string }} server
+ * @returns {Promise<string>} the key, base64
+ */
+async function hs256KeyOf(server) {
+  const header = JSON.parse(Buffer.from(server.token.split('.')[0] ?? '', 'base64url').toString('utf8'));
+  if (header.alg !== 'HS256' || typeof header.kid !== 'string') throw new Error(`fastify peer: the server's token is ${header.alg} (kid ${header.kid}), not HS256 with a kid`);
+  const { openStore } = require(path.join(ROOT, 'dist', 'store', 'open-store.js'));
+  const { keyEncryptionKey, openKeyMaterial } = require(path.join(ROOT, 'dist', 'services', 'signing-keys.js'));
+  const store = await openStore(server.env.DATABASE_URL ?? `sqlite:${path.join(server.env.DATA_DIR ?? 'data', 'auth.db')}`);
+  try {
+    const record = (await store.listSigningKeys()).find((/** @type {{ kid: string }} */ k) => k.kid === header.kid);
+    if (!record) throw new Error(`fastify peer: no signing key ${header.kid} in the server's store`);
+    return openKeyMaterial(keyEncryptionKey(server.env.JWT_SECRET), record.kid, record.alg, record.privateEnc).toString('base64');
+  } finally {
+    await store.close();
+  }
+}
+
+/**
  * Starts the fastify equal-feature peer (bench/fastify-peer.js) with the key, issuer and audience
  * of `server`, and refuses to go on unless it answers the server's token with the server's own
  * JSON and refuses the same token with one character changed: a peer that did not verify would
@@ -257,8 +278,8 @@ function withOverrides(base, overrides = {}) {
  */
 async function startPeer(server, logLevel, nodeArgs) {
   /** @type {Record<string, string>} */
-  const env = { NODE_ENV: 'production', LOG_LEVEL: logLevel };
-  for (const key of ['JWT_SECRET', 'JWT_ISSUER', 'JWT_AUDIENCE', 'CLOCK_SKEW', 'ACCESS_TOKEN_TTL']) {
+  const env = { NODE_ENV: 'production', LOG_LEVEL: logLevel, JWT_KEY: await hs256KeyOf(server) };
+  for (const key of ['JWT_ISSUER', 'JWT_AUDIENCE', 'CLOCK_SKEW', 'ACCESS_TOKEN_TTL']) {
     const value = server.env[key];
     if (value !== undefined) env[key] = value;
   }
@@ -316,4 +337,4 @@ function tamper(token) {
   return `${token.slice(0, i)}${c}${token.slice(i + 1)}`;
 }
 
-module.exports = { ROOT, SERVER_JS, LOGIN_RATE, freePort, rssOf, cpuOf, startProcess, startServer, startBare, startPeer, sleep, tamper, tokenAlgorithm, withOverrides };
+module.exports = { ROOT, SERVER_JS, LOGIN_RATE, freePort, rssOf, cpuOf, startProcess, startServer, startBare, startPeer, hs256KeyOf, sleep, tamper, tokenAlgorithm, withOverrides };

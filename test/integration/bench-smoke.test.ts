@@ -159,7 +159,12 @@ describe('the fastify equal-feature peer', () => {
       const revokedToken = await login();
       const claims = jwt.decode(token) as Record<string, unknown>;
       const revokedSid = (jwt.decode(revokedToken) as { sid: string }).sid;
-      peer = await startPeer({ NODE_ENV: 'production', JWT_SECRET: secret, LOG_LEVEL: 'info', PEER_REVOKED_SIDS: revokedSid });
+      // The key that signed the server's token, as the bench hands it to the peer.
+      const { hs256KeyOf } = require('../../bench/lib/processes') as { hs256KeyOf: (server: { env: Record<string, string>; token: string }) => Promise<string> };
+      const keyBase64 = await hs256KeyOf({ env: { JWT_SECRET: secret, DATA_DIR: dir }, token });
+      const key = Buffer.from(keyBase64, 'base64');
+      const kid = (jwt.decode(token, { complete: true }) as { header: { kid: string } }).header.kid;
+      peer = await startPeer({ NODE_ENV: 'production', JWT_KEY: keyBase64, LOG_LEVEL: 'info', PEER_REVOKED_SIDS: revokedSid });
 
       const get = async (url: string, headers: Record<string, string>) => {
         const res = await fetch(`${url}/user`, { headers });
@@ -175,7 +180,8 @@ describe('the fastify equal-feature peer', () => {
       expect(theirs.headers.get('x-request-id')).toBe('peer-smoke-1');
 
       const now = Math.floor(Date.now() / 1000);
-      const sign = (payload: object, key: string | Buffer = secret, algorithm: jwt.Algorithm = 'HS256') => jwt.sign(payload, key, { algorithm });
+      // Forgeries carry the server's kid, so each differs from a good token in one respect only.
+      const sign = (payload: object, k: string | Buffer = key, algorithm: jwt.Algorithm = 'HS256') => jwt.sign(payload, k, { algorithm, keyid: kid });
       const dot = token.lastIndexOf('.');
       const refused: [string, Record<string, string>][] = [
         ['no Authorization header', {}],
@@ -183,7 +189,7 @@ describe('the fastify equal-feature peer', () => {
         ['the same claims under another key', bearer(sign(claims, randomBytes(36).toString('base64')))],
         ['a changed signature', bearer(`${token.slice(0, dot + 5)}${token[dot + 5] === 'A' ? 'B' : 'A'}${token.slice(dot + 6)}`)],
         ['alg none', bearer(`${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${token.split('.')[1]}.`)],
-        ['HS384 with the right key', bearer(sign(claims, secret, 'HS384'))],
+        ['HS384 with the right key', bearer(sign(claims, key, 'HS384'))],
         ['another issuer', bearer(sign({ ...claims, iss: 'someone-else' }))],
         ['another audience', bearer(sign({ ...claims, aud: 'someone-else' }))],
         ['expired past the skew', bearer(sign({ ...claims, iat: now - 1000, exp: now - 60 }))],
