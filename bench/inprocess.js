@@ -31,8 +31,10 @@ async function buildServer(dist, withMetrics = false) {
   const logger = load('http/request-log').createLogger(config.logLevel, new Writable({ write: (_c, _e, cb) => cb() }));
   const metrics = withMetrics ? load('services/metrics').createMetrics({ defaultMetrics: true }) : undefined;
   const app = load('app').createApp({ config, store, passwords, logger, ...(metrics ? { metrics } : {}) });
+  // As at start-up: the signing keys are loaded (the first one made) before the first token.
+  await app.services.keyring.sync();
   await app.services.auth.addUser('bench', 'in-process-bench-password', 'admin');
-  const pair = await app.services.auth.login('bench', 'in-process-bench-password', { userAgent: null });
+  const pair = await app.services.auth.login('bench', 'in-process-bench-password', { ip: '127.0.0.1', userAgent: null });
   return { app, token: pair.accessToken, close: () => store.close() };
 }
 
