@@ -40,7 +40,14 @@ async function main() {
     const cpu = { A: [], B: [] };
     const run = async (/** @type {Awaited<ReturnType<typeof startServer>>} */ s, /** @type {number} */ seconds) => {
       const token = scenario === 'invalid' ? tamper(s.token) : s.token;
-      return load({ url: `${s.url}/user`, method: 'GET', headers: { authorization: `Bearer ${token}` }, connections, duration: seconds, expect: scenario === 'invalid' ? 401 : 200 });
+      return load({
+        url: `${s.url}/user`,
+        method: 'GET',
+        headers: { authorization: `Bearer ${token}` },
+        connections,
+        duration: seconds,
+        expect: scenario === 'invalid' ? 401 : 200,
+      });
     };
     for (const s of servers) await run(s, 2);
     for (let r = 1; r <= rounds; r += 1) {

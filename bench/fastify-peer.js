@@ -48,7 +48,10 @@ const logLevel = env['LOG_LEVEL'] || 'info';
 
 // The server keeps revoked session ids in memory and looks the token's `sid` up on every request;
 // here a Set with a few unrelated entries, plus any the caller names.
-const revoked = new Set([...Array.from({ length: 8 }, () => randomBytes(16).toString('base64url')), ...(env['PEER_REVOKED_SIDS'] ?? '').split(',').filter(Boolean)]);
+const revoked = new Set([
+  ...Array.from({ length: 8 }, () => randomBytes(16).toString('base64url')),
+  ...(env['PEER_REVOKED_SIDS'] ?? '').split(',').filter(Boolean),
+]);
 
 // The server's socket limits at their defaults (src/config.ts, src/http/listen.ts).
 const HTTP_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 65_000, maxConnections: 2_048 };
@@ -111,7 +114,8 @@ app.register(fastifyJwt, {
     // fast-jwt's memory of verdicts, as large as the server's (1,000 accepted texts). Refusals are
     // remembered too (as the server does), except those time can undo: expired, not yet valid.
     cache: 1_000,
-    errorCacheTTL: (/** @type {{ code?: string }} */ error) => (error.code === 'FAST_JWT_EXPIRED' || error.code === 'FAST_JWT_INACTIVE' ? -clockSkew * 1000 - 1 : 600_000),
+    errorCacheTTL: (/** @type {{ code?: string }} */ error) =>
+      error.code === 'FAST_JWT_EXPIRED' || error.code === 'FAST_JWT_INACTIVE' ? -clockSkew * 1000 - 1 : 600_000,
   },
 });
 
@@ -124,7 +128,16 @@ app.addHook('onResponse', (request, reply, done) => {
   if (lines.isLevelEnabled('info')) {
     const url = request.url;
     const q = url.indexOf('?');
-    lines.info({ reqId: request.id, method: request.method, path: q === -1 ? url : url.slice(0, q), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    lines.info(
+      {
+        reqId: request.id,
+        method: request.method,
+        path: q === -1 ? url : url.slice(0, q),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'request',
+    );
   }
   done();
 });

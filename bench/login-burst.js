@@ -52,7 +52,9 @@ async function main() {
       const byStatus = /** @type {Record<number, number>} */ ({});
       for (const a of answers) byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
       all.push(...mine);
-      console.log(`round ${r}: user's login median ${round(median(mine), 1)} ms, max ${round(Math.max(...mine), 1)} ms; junk answers ${JSON.stringify(byStatus)}`);
+      console.log(
+        `round ${r}: user's login median ${round(median(mine), 1)} ms, max ${round(Math.max(...mine), 1)} ms; junk answers ${JSON.stringify(byStatus)}`,
+      );
       await sleep(1_000);
     }
     console.log(`all rounds: user's login during the burst: median ${round(median(all), 1)} ms, max ${round(Math.max(...all), 1)} ms (target: under 1000 ms)`);

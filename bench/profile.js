@@ -87,7 +87,10 @@ function analyse(profile) {
  */
 function printTop(title, map, busy, top) {
   process.stdout.write(`\n${title} (% of non-idle time)\n`);
-  const rows = [...map.entries()].filter(([k]) => k !== '(idle)' && k !== '(root)').sort((a, b) => b[1] - a[1]).slice(0, top);
+  const rows = [...map.entries()]
+    .filter(([k]) => k !== '(idle)' && k !== '(root)')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top);
   for (const [k, v] of rows) process.stdout.write(`${String(round((v / busy) * 100, 1)).padStart(6)}%  ${k}\n`);
 }
 
@@ -137,7 +140,13 @@ async function main() {
     if (peerMode) peer = await startPeer(server, arg('log-level', 'info'), profArgs);
     const target = peer ?? server;
     const token = scenario === 'invalid' ? tamper(server.token) : server.token;
-    const spec = { url: `${target.url}/user`, method: /** @type {const} */ ('GET'), headers: { authorization: `Bearer ${token}` }, connections, expect: scenario === 'invalid' ? 401 : 200 };
+    const spec = {
+      url: `${target.url}/user`,
+      method: /** @type {const} */ ('GET'),
+      headers: { authorization: `Bearer ${token}` },
+      connections,
+      expect: scenario === 'invalid' ? 401 : 200,
+    };
     await load({ ...spec, duration: 3 });
     result = await load({ ...spec, duration });
   } finally {

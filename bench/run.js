@@ -50,7 +50,10 @@ async function runStep(parts, duration) {
     const before = cpuBefore[i];
     const after = cpuAfter[i];
     // CPU per response means something only when one load ran against the process.
-    const cpuUs = parts.length === 1 && typeof before === 'number' && typeof after === 'number' && result.requests > 0 ? round(((after - before) / result.requests) * 1e6, 1) : null;
+    const cpuUs =
+      parts.length === 1 && typeof before === 'number' && typeof after === 'number' && result.requests > 0
+        ? round(((after - before) / result.requests) * 1e6, 1)
+        : null;
     return { ...result, cpuUs, rssMb: mb(part.proc.rss()), logBytes: part.proc.logBytes() - /** @type {number} */ (logBefore[i]) };
   });
 }
@@ -148,12 +151,33 @@ async function main() {
       id: 'login',
       title: `POST /login (argon2id), ${opts.loginConnections} connections`,
       proc: server,
-      spec: { path: '/login', method: 'POST', headers: { 'content-type': 'application/json' }, body: loginBody, connections: opts.loginConnections, expect: 200 },
+      spec: {
+        path: '/login',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: loginBody,
+        connections: opts.loginConnections,
+        expect: 200,
+      },
     };
     /** @type {Part[][]} one step per entry; the parts of a step run at the same time */
     const steps = [
-      [{ id: 'bare_user', title: 'GET /user, bare Koa route, no auth (baseline)', proc: bare, spec: { path: '/user', method: 'GET', connections: c, expect: 200 } }],
-      [{ id: 'user_valid', title: 'GET /user, valid token', proc: server, spec: { path: '/user', method: 'GET', headers: auth(server.token), connections: c, expect: 200 } }],
+      [
+        {
+          id: 'bare_user',
+          title: 'GET /user, bare Koa route, no auth (baseline)',
+          proc: bare,
+          spec: { path: '/user', method: 'GET', connections: c, expect: 200 },
+        },
+      ],
+      [
+        {
+          id: 'user_valid',
+          title: 'GET /user, valid token',
+          proc: server,
+          spec: { path: '/user', method: 'GET', headers: auth(server.token), connections: c, expect: 200 },
+        },
+      ],
       [
         {
           id: 'peer_user',
@@ -186,18 +210,35 @@ async function main() {
           /** @type {Part} */
           const part =
             row === 'user'
-              ? { id: rowId(row, alg), title: `GET /user, valid token, ${how}`, proc, spec: { path: '/user', method: 'GET', headers: auth(proc.token), connections: c, expect: 200 } }
+              ? {
+                  id: rowId(row, alg),
+                  title: `GET /user, valid token, ${how}`,
+                  proc,
+                  spec: { path: '/user', method: 'GET', headers: auth(proc.token), connections: c, expect: 200 },
+                }
               : {
                   id: rowId(row, alg),
                   title: `POST /login (argon2id), ${how}, ${opts.loginConnections} connections`,
                   proc,
-                  spec: { path: '/login', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(proc.credentials), connections: opts.loginConnections, expect: 200 },
+                  spec: {
+                    path: '/login',
+                    method: 'POST',
+                    headers: { 'content-type': 'application/json' },
+                    body: JSON.stringify(proc.credentials),
+                    connections: opts.loginConnections,
+                    expect: 200,
+                  },
                 };
           return [part];
         }),
       ),
       [
-        { id: 'storm_user', title: 'GET /user, valid token, during the login storm', proc: server, spec: { path: '/user', method: 'GET', headers: auth(server.token), connections: c, expect: 200 } },
+        {
+          id: 'storm_user',
+          title: 'GET /user, valid token, during the login storm',
+          proc: server,
+          spec: { path: '/user', method: 'GET', headers: auth(server.token), connections: c, expect: 200 },
+        },
         { ...loginPart, id: 'storm_login', title: `POST /login during the storm, ${opts.loginConnections} connections` },
       ],
     ];
@@ -227,7 +268,9 @@ async function main() {
         results.forEach((result, i) => {
           const part = /** @type {Part} */ (step[i]);
           (measured[part.id] ??= []).push({ round: r, ...result });
-          say(`round ${r}/${opts.rounds}  ${part.title}: ${result.reqPerSec} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms${result.cpuUs === null ? '' : `, ${result.cpuUs} µs CPU/response`}${result.unexpected ? `, ${result.unexpected} unexpected ${JSON.stringify(result.statuses)}` : ''}`);
+          say(
+            `round ${r}/${opts.rounds}  ${part.title}: ${result.reqPerSec} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms${result.cpuUs === null ? '' : `, ${result.cpuUs} µs CPU/response`}${result.unexpected ? `, ${result.unexpected} unexpected ${JSON.stringify(result.statuses)}` : ''}`,
+          );
         });
         await sleep(250);
       }
@@ -261,20 +304,36 @@ async function main() {
     for (const { alg, rows } of algorithmServers) {
       for (const row of rows) {
         if (alg === 'HS256') continue;
-        algorithmRatios[rowId(row, alg)] = perRound(rowId(row, alg), row === 'user' ? 'user_valid' : measured[rowId('login', 'HS256')] ? rowId('login', 'HS256') : 'login');
+        algorithmRatios[rowId(row, alg)] = perRound(
+          rowId(row, alg),
+          row === 'user' ? 'user_valid' : measured[rowId('login', 'HS256')] ? rowId('login', 'HS256') : 'login',
+        );
       }
     }
     const stormVsQuiet = perRound('storm_user', 'user_valid');
     const infoVsWarn = perRound('user_valid', 'user_valid_warn');
     const validRounds = measured['user_valid'] ?? [];
-    const bytesPerRequest = (/** @type {any[]} */ rounds) => round(rounds.reduce((a, r) => a + r.logBytes, 0) / Math.max(1, rounds.reduce((a, r) => a + r.requests, 0)), 0);
+    const bytesPerRequest = (/** @type {any[]} */ rounds) =>
+      round(
+        rounds.reduce((a, r) => a + r.logBytes, 0) /
+          Math.max(
+            1,
+            rounds.reduce((a, r) => a + r.requests, 0),
+          ),
+        0,
+      );
     const logBytesPerRequest = bytesPerRequest(validRounds);
     const peerLogBytesPerRequest = bytesPerRequest(measured['peer_user'] ?? []);
     const broken = (/** @type {string[]} */ ids) => ids.some((id) => scenarios[id].unexpected > 0);
 
     // The memory check: RSS after at least 60 s of load since warm-up, against RSS after warm-up.
     let memory;
-    if (afterSoak) memory = { basis: `after a ${afterSoak.seconds} s soak following the rounds`, rssMb: afterSoak.rssMb, loadSeconds: serverLoadSeconds + afterSoak.seconds };
+    if (afterSoak)
+      memory = {
+        basis: `after a ${afterSoak.seconds} s soak following the rounds`,
+        rssMb: afterSoak.rssMb,
+        loadSeconds: serverLoadSeconds + afterSoak.seconds,
+      };
     else memory = { basis: `after the rounds (${serverLoadSeconds} s of load on the server)`, rssMb: afterRounds, loadSeconds: serverLoadSeconds };
     const growth = memory.rssMb !== null && afterWarmup.server ? round(memory.rssMb / afterWarmup.server - 1, 3) : NaN;
     const soakNotRun =
@@ -377,7 +436,7 @@ async function main() {
  */
 async function startAlgorithmServers(script, running) {
   const starts = await Promise.allSettled(
-    ALGORITHM_SERVERS.map(({ alg, env }) => startServer({ name: `server (${describeEnv(env)})`, logLevel: 'info', script, env })),
+    ALGORITHM_SERVERS.map(({ env }) => startServer({ name: `server (${describeEnv(env)})`, logLevel: 'info', script, env })),
   );
   const problems = [];
   const started = [];
@@ -392,7 +451,9 @@ async function startAlgorithmServers(script, running) {
     running.push(result.value);
     const signed = tokenAlgorithm(result.value.token);
     if (signed !== entry.alg) {
-      problems.push(`rows ${rows}: the server started with ${describeEnv(entry.env)} but signed its token with ${signed ?? 'nothing readable'}, not ${entry.alg} (this build ignores the setting)`);
+      problems.push(
+        `rows ${rows}: the server started with ${describeEnv(entry.env)} but signed its token with ${signed ?? 'nothing readable'}, not ${entry.alg} (this build ignores the setting)`,
+      );
       continue;
     }
     started.push({ ...entry, proc: result.value });

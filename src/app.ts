@@ -269,25 +269,28 @@ export function createApp(deps: AppDeps): AuthApp {
     );
   }
   app.use(
-    staticFiles([
-      { prefix: '/', root: PUBLIC_DIR, hide: [NOT_FOUND_PAGE] },
-      // Of each package, only the files the pages and public/docs/index.html load: no source
-      // maps, package.json, README or sources (the docs page and its initializer are ours, from
-      // the mount above).
-      { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400, allow: ['css/bootstrap.min.css'] },
-      {
-        prefix: '/vendor/bootstrap-icons',
-        root: packageDir('bootstrap-icons', 'font'),
-        maxAge: 86_400,
-        allow: ['bootstrap-icons.min.css', 'fonts/bootstrap-icons.woff2', 'fonts/bootstrap-icons.woff'],
-      },
-      {
-        prefix: '/docs',
-        root: packageDir('swagger-ui-dist'),
-        maxAge: 86_400,
-        allow: ['swagger-ui.css', 'index.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png'],
-      },
-    ], { headers: PAGE_HEADERS, compress: compressStatic }),
+    staticFiles(
+      [
+        { prefix: '/', root: PUBLIC_DIR, hide: [NOT_FOUND_PAGE] },
+        // Of each package, only the files the pages and public/docs/index.html load: no source
+        // maps, package.json, README or sources (the docs page and its initializer are ours, from
+        // the mount above).
+        { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400, allow: ['css/bootstrap.min.css'] },
+        {
+          prefix: '/vendor/bootstrap-icons',
+          root: packageDir('bootstrap-icons', 'font'),
+          maxAge: 86_400,
+          allow: ['bootstrap-icons.min.css', 'fonts/bootstrap-icons.woff2', 'fonts/bootstrap-icons.woff'],
+        },
+        {
+          prefix: '/docs',
+          root: packageDir('swagger-ui-dist'),
+          maxAge: 86_400,
+          allow: ['swagger-ui.css', 'index.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png'],
+        },
+      ],
+      { headers: PAGE_HEADERS, compress: compressStatic },
+    ),
   );
   app.use(router.routes());
   app.use(allowedMethods(router));

@@ -39,13 +39,7 @@ function madeElsewhere(logger: Logger): void {
  * several instances start at once on an empty store: one creates the admin, the others see that
  * it exists (and print no password that would not work).
  */
-export async function ensureAdmin(
-  config: Config,
-  store: Store,
-  auth: AuthService,
-  logger: Logger,
-  print: (line: string) => void,
-): Promise<void> {
+export async function ensureAdmin(config: Config, store: Store, auth: AuthService, logger: Logger, print: (line: string) => void): Promise<void> {
   if ((await store.countUsers()) > 0) return;
   let password = config.adminPassword;
   if (password === undefined) {
@@ -59,7 +53,9 @@ export async function ensureAdmin(
     password = randomBytes(18).toString('base64url');
     if (!(await auth.addFirstUser(config.adminName, password, 'admin'))) return madeElsewhere(logger);
     // Printed to the terminal once, never logged: logs are kept and shipped, a terminal is not.
-    print(`\nCreated the admin account.\n  name:     ${config.adminName}\n  password: ${password}\nIt will not be shown again; change it with: npm run users -- set-password ${config.adminName}\n`);
+    print(
+      `\nCreated the admin account.\n  name:     ${config.adminName}\n  password: ${password}\nIt will not be shown again; change it with: npm run users -- set-password ${config.adminName}\n`,
+    );
     return;
   }
   if (!(await auth.addFirstUser(config.adminName, password, 'admin'))) return madeElsewhere(logger);

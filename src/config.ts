@@ -248,11 +248,13 @@ export function loadConfig(env: Env): Config {
   if (!SIGNING_ALGORITHMS.includes(jwtAlgorithm)) problems.push(`JWT_ALGORITHM must be one of ${SIGNING_ALGORITHMS.join(', ')} (got "${jwtAlgorithm}")`);
   const keyPublishLead = int('JWT_KEY_PUBLISH_LEAD', 600, 0, 7 * 86_400);
   const keyRotationPeriod = int('JWT_KEY_ROTATION_PERIOD', 0, 0, 366 * 86_400);
-  if (keyRotationPeriod > 0 && keyRotationPeriod <= keyPublishLead) problems.push('JWT_KEY_ROTATION_PERIOD must be longer than JWT_KEY_PUBLISH_LEAD (or 0 for no automatic rotation)');
+  if (keyRotationPeriod > 0 && keyRotationPeriod <= keyPublishLead)
+    problems.push('JWT_KEY_ROTATION_PERIOD must be longer than JWT_KEY_PUBLISH_LEAD (or 0 for no automatic rotation)');
   let publicUrl = str('PUBLIC_URL');
   if (publicUrl !== undefined) {
     publicUrl = publicUrl.replace(/\/+$/, '');
-    if (!/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl)) problems.push(`PUBLIC_URL must be an http(s) URL without query or fragment, like https://auth.example (got "${publicUrl}")`);
+    if (!/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicUrl))
+      problems.push(`PUBLIC_URL must be an http(s) URL without query or fragment, like https://auth.example (got "${publicUrl}")`);
   }
 
   const adminName = str('ADMIN_NAME') ?? 'admin';

@@ -170,7 +170,14 @@ async function fetchKeys(uri: string, timeout: number, algorithms: readonly Veri
  * The keys of one JWKS: fetched on first use, used for `cacheMaxAge`, fetched again for a kid it
  * does not hold, and never more than once per `cooldown`; concurrent lookups share one fetch.
  */
-function createKeySource(opts: { uri: string; timeout: number; cacheMaxAge: number; cooldown: number; algorithms: readonly VerifierAlgorithm[]; now: () => number }) {
+function createKeySource(opts: {
+  uri: string;
+  timeout: number;
+  cacheMaxAge: number;
+  cooldown: number;
+  algorithms: readonly VerifierAlgorithm[];
+  now: () => number;
+}) {
   let keys: Map<string, VerificationKey> | undefined;
   let fetchedAt = 0;
   let lastAttempt = Number.NEGATIVE_INFINITY;
@@ -269,7 +276,12 @@ async function verifyToken(token: string, s: Settings): Promise<{ claims: Verifi
   const found = await s.lookup(kid);
   if ('unavailable' in found) {
     return {
-      refusal: { status: 503, code: 'jwks_unavailable', detail: 'The keys that verify access tokens cannot be fetched right now.', retryAfter: found.retryAfter },
+      refusal: {
+        status: 503,
+        code: 'jwks_unavailable',
+        detail: 'The keys that verify access tokens cannot be fetched right now.',
+        retryAfter: found.retryAfter,
+      },
     };
   }
   if ('unknown' in found) return refuse();

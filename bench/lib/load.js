@@ -80,7 +80,11 @@ function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   if (sorted.length === 0) return NaN;
-  return sorted.length % 2 === 1 ? /** @type {number} */ (sorted[mid]) : (/** @type {number} */ (sorted[mid - 1]) + /** @type {number} */ (sorted[mid])) / 2;
+  // Each cast stands alone: Prettier moves a JSDoc cast that opens a parenthesised sum onto the whole sum.
+  const upper = /** @type {number} */ (sorted[mid]);
+  if (sorted.length % 2 === 1) return upper;
+  const lower = /** @type {number} */ (sorted[mid - 1]);
+  return (lower + upper) / 2;
 }
 
 module.exports = { load, median, round };

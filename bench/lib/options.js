@@ -73,7 +73,21 @@ function parseOptions(argv, env, defaultOut) {
     flags[name] = value ?? true;
   }
   if (flags['help']) return 'help';
-  const known = new Set(['duration', 'rounds', 'connections', 'login-connections', 'warmup', 'soak', 'out', 'smoke', 'no-build', 'no-readme', 'server', 'algorithms', 'no-algorithms']);
+  const known = new Set([
+    'duration',
+    'rounds',
+    'connections',
+    'login-connections',
+    'warmup',
+    'soak',
+    'out',
+    'smoke',
+    'no-build',
+    'no-readme',
+    'server',
+    'algorithms',
+    'no-algorithms',
+  ]);
   for (const name of Object.keys(flags)) if (!known.has(name)) problems.push(`unknown option --${name}`);
 
   const smoke = flags['smoke'] === true || env['BENCH_SMOKE'] === '1';

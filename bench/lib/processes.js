@@ -253,7 +253,8 @@ function withOverrides(base, overrides = {}) {
  */
 async function hs256KeyOf(server) {
   const header = JSON.parse(Buffer.from(server.token.split('.')[0] ?? '', 'base64url').toString('utf8'));
-  if (header.alg !== 'HS256' || typeof header.kid !== 'string') throw new Error(`fastify peer: the server's token is ${header.alg} (kid ${header.kid}), not HS256 with a kid`);
+  if (header.alg !== 'HS256' || typeof header.kid !== 'string')
+    throw new Error(`fastify peer: the server's token is ${header.alg} (kid ${header.kid}), not HS256 with a kid`);
   const { openStore } = require(path.join(ROOT, 'dist', 'store', 'open-store.js'));
   const { keyEncryptionKey, openKeyMaterial } = require(path.join(ROOT, 'dist', 'services', 'signing-keys.js'));
   const store = await openStore(server.env.DATABASE_URL ?? `sqlite:${path.join(server.env.DATA_DIR ?? 'data', 'auth.db')}`);
@@ -287,7 +288,8 @@ async function startPeer(server, logLevel, nodeArgs) {
   try {
     const ok = await fetch(`${peer.url}/user`, { headers: { authorization: `Bearer ${server.token}` } });
     const body = await ok.text();
-    if (ok.status !== 200 || body !== server.userJson) throw new Error(`fastify peer: GET /user with the server's token answered ${ok.status} ${body}, not the server's 200 ${server.userJson}`);
+    if (ok.status !== 200 || body !== server.userJson)
+      throw new Error(`fastify peer: GET /user with the server's token answered ${ok.status} ${body}, not the server's 200 ${server.userJson}`);
     const forged = await fetch(`${peer.url}/user`, { headers: { authorization: `Bearer ${tamper(server.token)}` } });
     await forged.arrayBuffer();
     if (forged.status !== 401) throw new Error(`fastify peer: GET /user with a tampered token answered ${forged.status}, not 401`);
@@ -337,4 +339,20 @@ function tamper(token) {
   return `${token.slice(0, i)}${c}${token.slice(i + 1)}`;
 }
 
-module.exports = { ROOT, SERVER_JS, LOGIN_RATE, freePort, rssOf, cpuOf, startProcess, startServer, startBare, startPeer, hs256KeyOf, sleep, tamper, tokenAlgorithm, withOverrides };
+module.exports = {
+  ROOT,
+  SERVER_JS,
+  LOGIN_RATE,
+  freePort,
+  rssOf,
+  cpuOf,
+  startProcess,
+  startServer,
+  startBare,
+  startPeer,
+  hs256KeyOf,
+  sleep,
+  tamper,
+  tokenAlgorithm,
+  withOverrides,
+};

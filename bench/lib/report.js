@@ -25,7 +25,9 @@ const mark = (status) => {
 function renderMarkdown(report) {
   const { machine: m, options: o } = report;
   const lines = [];
-  lines.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.platform}, Node ${m.node}. Run ${report.date.slice(0, 16).replace('T', ' ')} UTC.`);
+  lines.push(
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.platform}, Node ${m.node}. Run ${report.date.slice(0, 16).replace('T', ' ')} UTC.`,
+  );
   lines.push('');
   lines.push(
     `Command: \`npm run bench -- --duration ${o.duration} --rounds ${o.rounds} --connections ${o.connections} --login-connections ${o.loginConnections}${o.soak ? ` --soak ${o.soak}` : ''}${o.smoke ? ' --smoke' : ''}${o.algorithms ? ' --algorithms' : ''}${o.server ? ' --server <another build>' : ''}\`` +
@@ -57,10 +59,16 @@ function renderMarkdown(report) {
   lines.push('| Target (ratios from this run, median of rounds) | Value | Goal | |');
   lines.push('|---|--:|--:|---|');
   for (const t of report.targets) {
-    const value = t.id === 'rss_growth' && !Number.isNaN(t.value) ? `${num(Math.round(t.value * 1000) / 10)}%` : t.id.endsWith('rss') ? `${num(t.value)} MB` : `${num(t.value)}x`;
+    const value =
+      t.id === 'rss_growth' && !Number.isNaN(t.value)
+        ? `${num(Math.round(t.value * 1000) / 10)}%`
+        : t.id.endsWith('rss')
+          ? `${num(t.value)} MB`
+          : `${num(t.value)}x`;
     lines.push(`| ${t.title} | ${t.status === 'not run' ? 'n/a' : value} | ${t.goal} | ${mark(t.status)}${t.note ? `: ${t.note}` : ''} |`);
   }
-  const spread = (/** @type {number[] | undefined} */ values) => (values && values.length > 1 ? ` (rounds ${num(Math.min(...values))} to ${num(Math.max(...values))})` : '');
+  const spread = (/** @type {number[] | undefined} */ values) =>
+    values && values.length > 1 ? ` (rounds ${num(Math.min(...values))} to ${num(Math.max(...values))})` : '';
   const r = report.ratios;
   const med = (/** @type {number[] | undefined} */ values) => (values && values.length > 0 ? Math.round(median(values) * 1000) / 1000 : null);
   lines.push('');
@@ -83,7 +91,8 @@ function renderMarkdown(report) {
   );
   const log = report.logging;
   const { info, warn } = log.cpuUs;
-  const extra = typeof info === 'number' && typeof warn === 'number' && warn > 0 ? ` (${info >= warn ? '+' : ''}${Math.round((info / warn - 1) * 1000) / 10}%)` : '';
+  const extra =
+    typeof info === 'number' && typeof warn === 'number' && warn > 0 ? ` (${info >= warn ? '+' : ''}${Math.round((info / warn - 1) * 1000) / 10}%)` : '';
   lines.push(
     `Logging: GET /user costs ${num(info)} µs of CPU per response at LOG_LEVEL=info, with its one request line of about ${num(log.logBytesPerRequest)} bytes, against ${num(warn)} µs at LOG_LEVEL=warn${extra}; ` +
       `its rate at info is ${num(log.infoVsWarn)}x the rate at warn (median of the per-round ratios). The fastify peer writes about ${num(log.peerLogBytesPerRequest)} bytes of log a request.`,

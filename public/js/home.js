@@ -213,7 +213,11 @@ const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 /** "just now", "5 minutes ago", "yesterday": how long ago `iso` was, in the largest unit that fits. */
 function ago(iso) {
   const seconds = (Date.parse(iso) - Date.now()) / 1000;
-  for (const [unit, size] of [['day', 86_400], ['hour', 3_600], ['minute', 60]]) {
+  for (const [unit, size] of [
+    ['day', 86_400],
+    ['hour', 3_600],
+    ['minute', 60],
+  ]) {
     if (Math.abs(seconds) >= size) return relative.format(Math.round(seconds / size), unit);
   }
   return 'just now';
@@ -225,12 +229,22 @@ function ago(iso) {
  */
 function describeAgent(agent) {
   if (!agent) return 'Unknown device';
-  const browser =
-    [[/Edg\//, 'Edge'], [/OPR\//, 'Opera'], [/Firefox\//, 'Firefox'], [/Chrom(e|ium)\//, 'Chrome'], [/Safari\//, 'Safari'], [/^curl\//, 'curl']]
-      .find(([re]) => re.test(agent))?.[1];
-  const system =
-    [[/Android/, 'Android'], [/iPhone|iPad/, 'iOS'], [/Windows/, 'Windows'], [/Mac OS X|Macintosh/, 'macOS'], [/CrOS/, 'ChromeOS'], [/Linux/, 'Linux']]
-      .find(([re]) => re.test(agent))?.[1];
+  const browser = [
+    [/Edg\//, 'Edge'],
+    [/OPR\//, 'Opera'],
+    [/Firefox\//, 'Firefox'],
+    [/Chrom(e|ium)\//, 'Chrome'],
+    [/Safari\//, 'Safari'],
+    [/^curl\//, 'curl'],
+  ].find(([re]) => re.test(agent))?.[1];
+  const system = [
+    [/Android/, 'Android'],
+    [/iPhone|iPad/, 'iOS'],
+    [/Windows/, 'Windows'],
+    [/Mac OS X|Macintosh/, 'macOS'],
+    [/CrOS/, 'ChromeOS'],
+    [/Linux/, 'Linux'],
+  ].find(([re]) => re.test(agent))?.[1];
   if (browser && system) return `${browser} on ${system}`;
   return browser || system || 'Other client';
 }

@@ -38,7 +38,7 @@ Exit status: 0 done; 1 refused (unknown name, name taken, weak password, ...); 2
 
 export const PASSWORD_ARGUMENT_REFUSED =
   'Passwords are not taken from the command line, where the shell history and other users would see them. ' +
-  "Type it at the prompt, or give it as the first line of stdin (printf '%s\\n' \"$PASSWORD\" | npm run users -- ...).";
+  'Type it at the prompt, or give it as the first line of stdin (printf \'%s\\n\' "$PASSWORD" | npm run users -- ...).';
 
 // Spellings a password option might take (with `-psecret` as a short option with its value glued
 // on); each is refused rather than echoed back as an unknown option.
@@ -105,7 +105,7 @@ export function parseUsersArgs(argv: readonly string[]): UsersCommand | ArgsProb
   if (name === undefined) return usage(`${command} needs a NAME.`);
   if (command === 'add') {
     if (role !== undefined && role !== 'user' && role !== 'admin') return usage('--role must be user or admin.');
-    return { command: 'add', name, role: (role as Role | undefined) ?? 'user' };
+    return { command: 'add', name, role: role ?? 'user' };
   }
   return { command: command as 'set-password' | 'disable' | 'enable' | 'delete', name };
 }

@@ -138,7 +138,8 @@ async function main(argv: readonly string[]): Promise<number> {
     if (changed && config.rateLimit.redisUrl !== undefined) await publishKeyChange(config.rateLimit.redisUrl, config.redisTimeout);
     return 0;
   } catch (error) {
-    const message = error instanceof ConfigError || error instanceof KeyringError ? error.message : `Failed: ${error instanceof Error ? error.message : String(error)}`;
+    const message =
+      error instanceof ConfigError || error instanceof KeyringError ? error.message : `Failed: ${error instanceof Error ? error.message : String(error)}`;
     process.stderr.write(`${message}\n`);
     return 1;
   } finally {

@@ -32,7 +32,7 @@ export function readFirstLine(input: NodeJS.ReadableStream, maxBytes: number): P
       input.removeListener('end', onEnd);
       input.removeListener('error', onError);
       // Whoever writes to the pipe may keep it open; the CLI has what it needs.
-      if ('destroy' in input && typeof input.destroy === 'function') input.destroy();
+      if ('destroy' in input && typeof input.destroy === 'function') (input as NodeJS.ReadStream).destroy();
       else input.pause();
       if (size === 0 && !lineEnded) {
         reject(new CliFailure('No password on stdin: give it as the first line, or run the command in a terminal to be asked.'));
@@ -86,6 +86,7 @@ export function createHiddenPrompt(input: NodeJS.ReadStream, output: NodeJS.Writ
   let muted = false;
   const sink = new Writable({
     write(chunk, encoding, callback) {
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-argument -- Writable types its chunks as any; they go to the terminal as they came
       if (!muted) output.write(chunk, encoding);
       callback();
     },

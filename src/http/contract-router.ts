@@ -50,6 +50,7 @@ function isBearerScheme(scheme: unknown): boolean {
  * `security` served `GET /user` to anyone, and the handler failed on the missing claims.
  */
 export function checkSecurity(contract: Contract, authUse: Partial<Record<string, string>>): void {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-member-access -- the parsed contract is untyped (Contract.document)
   const schemes = (contract.document['components']?.['securitySchemes'] ?? {}) as Record<string, unknown>;
   const problems: string[] = [];
   for (const op of contract.operations) {
@@ -57,14 +58,18 @@ export function checkSecurity(contract: Contract, authUse: Partial<Record<string
     const use = authUse[op.id];
     if (use === undefined) problems.push(`${name} has no entry in the handlers' AUTH_USE`);
     else if (use === 'required' && op.authentication !== 'required') {
-      const why = op.authentication === 'optional' ? 'makes the token optional (an empty requirement {})' : 'makes it public (security: [] or no security at all)';
+      const why =
+        op.authentication === 'optional' ? 'makes the token optional (an empty requirement {})' : 'makes it public (security: [] or no security at all)';
       problems.push(`${name}: its handler reads the caller's claims, but openapi.yaml ${why}`);
     } else if (use === 'optional' && op.authentication === 'none') {
-      problems.push(`${name}: its handler reads the caller's claims when a token is sent, but openapi.yaml makes it public (security: [] or no security at all)`);
+      problems.push(
+        `${name}: its handler reads the caller's claims when a token is sent, but openapi.yaml makes it public (security: [] or no security at all)`,
+      );
     }
     for (const scheme of new Set(op.security.flatMap((r) => Object.keys(r)))) {
       if (!(scheme in schemes)) problems.push(`${name} names security scheme "${scheme}", which components.securitySchemes does not declare`);
-      else if (!isBearerScheme(schemes[scheme])) problems.push(`${name} names security scheme "${scheme}", which is not HTTP bearer, the only scheme this server checks`);
+      else if (!isBearerScheme(schemes[scheme]))
+        problems.push(`${name} names security scheme "${scheme}", which is not HTTP bearer, the only scheme this server checks`);
     }
   }
   if (problems.length > 0) throw new Error(`The contract's security does not give the handlers what they read:\n  - ${problems.join('\n  - ')}`);
@@ -77,6 +82,7 @@ export function checkSecurity(contract: Contract, authUse: Partial<Record<string
  */
 function optionalToken(requireToken: Middleware): Middleware {
   return function optionalToken(ctx, next) {
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-return -- @types/koa types a middleware's result as any: this is the next one's promise
     return ctx.get('authorization') ? requireToken(ctx, next) : next();
   };
 }
@@ -119,6 +125,7 @@ function parseJsonBody(limit: number): Middleware {
         errors: [{ pointer: '/headers/content-type', message: 'must have charset utf-8 or none' }],
       });
     }
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-return -- @types/koa types a middleware's result as any: this is the next one's promise
     return parse(ctx, next);
   };
 }
@@ -173,7 +180,7 @@ function validator(ajv: Ajv2020, op: Operation): Middleware | undefined {
   const checkBody = op.body && compileSchema(ajv, op.body.schema);
   const checkParams = op.params && compileSchema(ajv, op.params);
   const checkCookies = op.cookies && compileSchema(ajv, op.cookies);
-  const cookieNames = Object.keys((op.cookies?.['properties'] ?? {}) as object);
+  const cookieNames = Object.keys(op.cookies?.['properties'] ?? {});
   const bodyRequired = op.body?.required === true;
   if (!checkBody && !checkParams && !checkCookies && !readQuery) return undefined;
   return function validate(ctx, next) {
@@ -207,7 +214,13 @@ function validator(ajv: Ajv2020, op: Operation): Middleware | undefined {
 }
 
 /** A handler seen from the router, which knows only that it answers a status and maybe a body. */
-type AnyHandler = (input: { body: unknown; params: unknown; query: unknown; auth: unknown; ctx: Context }) => Promise<{ status: number; body?: unknown }> | { status: number; body?: unknown };
+type AnyHandler = (input: {
+  body: unknown;
+  params: unknown;
+  query: unknown;
+  auth: unknown;
+  ctx: Context;
+}) => Promise<{ status: number; body?: unknown }> | { status: number; body?: unknown };
 
 function dispatch(handler: AnyHandler): Middleware {
   const send = (ctx: Context, reply: { status: number; body?: unknown }) => {

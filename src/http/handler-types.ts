@@ -7,16 +7,21 @@ import type { AUTH_USE } from './handlers';
 type Op<K extends OperationId> = operations[K];
 
 /** The JSON request body the contract allows for an operation (`undefined` when it takes none). */
-export type RequestBody<K extends OperationId> = Op<K> extends { requestBody: { content: { 'application/json': infer B } } }
-  ? B
-  : Op<K> extends { requestBody?: { content: { 'application/json': infer B } } }
-    ? B | undefined
-    : undefined;
+export type RequestBody<K extends OperationId> =
+  Op<K> extends { requestBody: { content: { 'application/json': infer B } } }
+    ? B
+    : Op<K> extends { requestBody?: { content: { 'application/json': infer B } } }
+      ? B | undefined
+      : undefined;
 
 export type PathParams<K extends OperationId> = Op<K>['parameters'] extends { path: infer P } ? P : Record<string, never>;
 
 /** The query parameters the contract declares (as read: numbers as numbers, defaults filled in). */
-export type QueryParams<K extends OperationId> = Op<K>['parameters'] extends { query?: infer Q } ? (undefined extends Q ? Exclude<Q, undefined> : Q) : Record<string, never>;
+export type QueryParams<K extends OperationId> = Op<K>['parameters'] extends { query?: infer Q }
+  ? undefined extends Q
+    ? Exclude<Q, undefined>
+    : Q
+  : Record<string, never>;
 
 // 304: a conditional GET whose validator still matches (the JWKS).
 type SuccessStatus = 200 | 201 | 202 | 204 | 304;

@@ -10,7 +10,6 @@ import { createHash } from 'node:crypto';
 import type { LoginLimiter } from '../services/login-limiter';
 import type { Keyring, PublicJwk, SigningAlgorithm } from '../services/signing-keys';
 import type { Logger } from '../services/logger';
-import { nameKey } from '../services/names';
 import type { Store } from '../store/store';
 import type { AuthUses, Handlers } from './handler-types';
 import { requestLogger } from './request-log';
@@ -246,7 +245,11 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       requireAdmin(claims, 'Only admins may list users.');
       const limit = query.limit ?? 100;
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, isUserCursor);
-      const page = await auth.searchUsers({ ...(query.q !== undefined ? { q: query.q } : {}), ...(after ? { after: { createdAt: after[0], nameKey: after[1] } } : {}), limit });
+      const page = await auth.searchUsers({
+        ...(query.q !== undefined ? { q: query.q } : {}),
+        ...(after ? { after: { createdAt: after[0], nameKey: after[1] } } : {}),
+        limit,
+      });
       if (page.next) setNextLink(ctx, { ...query, limit }, encodeCursor([page.next.createdAt, page.next.nameKey]));
       return {
         status: 200,
@@ -256,7 +259,11 @@ export function createHandlers(deps: HandlerDeps): Handlers {
 
     async updateUser({ auth: claims, params, body, ctx }) {
       requireAdmin(claims);
-      const { user } = await auth.changeAccount(params.id, { ...(body.role !== undefined ? { role: body.role } : {}), ...(body.disabled !== undefined ? { disabled: body.disabled } : {}) }, requestMeta(ctx, claims));
+      const { user } = await auth.changeAccount(
+        params.id,
+        { ...(body.role !== undefined ? { role: body.role } : {}), ...(body.disabled !== undefined ? { disabled: body.disabled } : {}) },
+        requestMeta(ctx, claims),
+      );
       return { status: 200, body: { id: user.id, name: user.name, role: user.role, disabled: user.disabled, created_at: iso(user.createdAt) } };
     },
 
@@ -358,7 +365,9 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       const ifNoneMatch = ctx.get('if-none-match');
       if (ifNoneMatch.length > IF_NONE_MATCH_MAX) {
         const message = `must be at most ${IF_NONE_MATCH_MAX} characters`;
-        throw new AuthError('invalid_request', `Invalid header: /headers/if-none-match ${message}`, { errors: [{ pointer: '/headers/if-none-match', message }] });
+        throw new AuthError('invalid_request', `Invalid header: /headers/if-none-match ${message}`, {
+          errors: [{ pointer: '/headers/if-none-match', message }],
+        });
       }
       if (ifNoneMatch && noneMatch(ifNoneMatch, etag)) return { status: 304 };
       return { status: 200, body };

@@ -37,7 +37,7 @@ export interface Listening {
    * this call) came first and the connections left were destroyed. Later calls return the
    * first call's promise.
    */
-  shutdown(): Promise<ShutdownOutcome>;
+  shutdown: () => Promise<ShutdownOutcome>;
 }
 
 const DEFAULT_IDLE_GRACE_MS = 500;

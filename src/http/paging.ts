@@ -30,7 +30,7 @@ export function decodeCursor<T>(cursor: string, accept: (value: unknown) => valu
 export function setNextLink(ctx: Context, query: Record<string, unknown>, cursor: string): void {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query)) {
-    if (name !== 'cursor' && value !== undefined) params.set(name, String(value));
+    if (name !== 'cursor' && (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')) params.set(name, String(value));
   }
   params.set('cursor', cursor);
   ctx.set('Link', `<${ctx.path}?${params.toString()}>; rel="next"`);

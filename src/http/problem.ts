@@ -88,9 +88,10 @@ export function problemResponses(opts: { logger: Logger }): Middleware {
       return;
     }
     // Too late for an answer of our own: Koa ends the response and reports the error.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- what downstream threw, passed on as it was
     if (ctx.headerSent) throw error;
     const known = toAuthError(error);
-    const e = error as { status?: unknown; statusCode?: unknown } | null;
+    const e: { status?: unknown; statusCode?: unknown } | null = error;
     const status = e?.status ?? e?.statusCode;
     if (!known && typeof status === 'number' && status >= 400 && status < 500) {
       // Another 4xx from a library (koa-send's 403 for a path that climbs out of its root):

@@ -89,9 +89,10 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
           } catch (error) {
             ctx.state['jwtOriginalError'] = error;
           }
+          // eslint-disable-next-line @typescript-eslint/no-unsafe-return -- @types/koa types a middleware's result as any: this is the next one's promise
           return next();
         }
-      : (koaJwt(options as unknown as koaJwt.Options) as unknown as Middleware);
+      : koaJwt(options as unknown as koaJwt.Options);
   // Refused texts and their detail, least recently used out first.
   const refusedTexts = new LRUCache<string, string>({ max: REFUSED_CACHE_SIZE });
   // A key change can turn a refusal into an acceptance (a kid learned late): start afresh.
@@ -117,6 +118,7 @@ export function requireToken(opts: { tokens: Tokens; revocations: RevocationList
     }
     const refusedBefore = refusedTexts.get(token);
     if (refusedBefore !== undefined) throw new AuthError('invalid_token', refusedBefore);
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-return -- @types/koa types a middleware's result as any: this is the next one's promise
     return guard(ctx, () => {
       // Fails closed: on with the request only when isRevoked accepted this very token.
       const failure: unknown = ctx.state['jwtOriginalError'];

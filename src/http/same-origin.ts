@@ -31,5 +31,5 @@ export function sameOriginGuard(opts: { allowedOrigins: readonly string[] }): Sa
 }
 
 function refused(): AuthError {
-  return new AuthError('cross_site_request', 'This request came from another site; it is accepted only from this server\'s own pages or a configured origin.');
+  return new AuthError('cross_site_request', "This request came from another site; it is accepted only from this server's own pages or a configured origin.");
 }

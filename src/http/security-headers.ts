@@ -28,6 +28,7 @@ export function helmetHeaders(options: HelmetOptions): Readonly<Record<string, s
     outcome = err;
   });
   if (outcome === 'pending') throw new TypeError('helmet did not finish at once: its headers depend on the request');
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- helmet's own error (bad options), passed on as it came
   if (outcome !== undefined) throw outcome;
   return Object.freeze(headers);
 }

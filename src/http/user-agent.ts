@@ -12,7 +12,10 @@ const NONE: AgentSummary = Object.freeze({ browser: null, os: null });
 const parsed = new LRUCache<string, AgentSummary>({ max: 500 });
 
 const join = (...parts: (string | undefined)[]) => {
-  const text = parts.filter((p) => p !== undefined && p !== '').join(' ').slice(0, 128);
+  const text = parts
+    .filter((p) => p !== undefined && p !== '')
+    .join(' ')
+    .slice(0, 128);
   return text === '' ? null : text;
 };
 

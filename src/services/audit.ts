@@ -46,7 +46,8 @@ const MAX_ADDRESS = 64;
 const MAX_REQUEST_ID = 64;
 const MAX_TARGET_NAME = 256;
 
-const cut = (value: string | null | undefined, max: number): string | null => (value === undefined || value === null || value === '' ? null : value.slice(0, max));
+const cut = (value: string | null | undefined, max: number): string | null =>
+  value === undefined || value === null || value === '' ? null : value.slice(0, max);
 
 /**
  * One audit event. `details` is written by this code only, from values it chose: never a

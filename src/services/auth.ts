@@ -247,11 +247,16 @@ export function createAuthService(deps: AuthDeps): AuthService {
     await store.createSession(
       { id: session.id, userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: session.expiresAt, userAgent, address: meta.ip.slice(0, 64) },
       { tokenHash: hashToken(refreshToken), parentHash: null, expiresAt: refreshExpiresAt },
-      auditEvent('login_succeeded', now, { ...trail, actorId: user.id }, {
-        targetId: user.id,
-        targetName: user.name,
-        details: { session_id: session.id, ...(device ? { trusted_device: true } : {}) },
-      }),
+      auditEvent(
+        'login_succeeded',
+        now,
+        { ...trail, actorId: user.id },
+        {
+          targetId: user.id,
+          targetName: user.name,
+          details: { session_id: session.id, ...(device ? { trusted_device: true } : {}) },
+        },
+      ),
     );
     log.info({ event: 'login', userId: user.id, sessionId: session.id, ...(device ? { trustedDevice: true } : {}) }, 'user logged in');
     return { ...(await issue(user, session, refreshToken, refreshExpiresAt)), deviceToken: devices.issue(key, device) };
@@ -291,7 +296,10 @@ export function createAuthService(deps: AuthDeps): AuthService {
           // so two tabs (or a client whose answer was lost) end up holding one token.
           const answer = await retryAnswer(refreshToken, result.childEnc, now);
           if (!answer) throw invalidRefresh();
-          log.info({ event: 'refresh_retried', sessionId: result.sessionId }, 'refresh token used again within the reuse interval: answered with the current token');
+          log.info(
+            { event: 'refresh_retried', sessionId: result.sessionId },
+            'refresh token used again within the reuse interval: answered with the current token',
+          );
           return answer;
         }
         // RFC 9700 §4.14.2: a replayed refresh token means it leaked; end its whole family.
@@ -299,11 +307,16 @@ export function createAuthService(deps: AuthDeps): AuthService {
         const session = await store.findSession(result.sessionId);
         const owner = session && (await store.findUserById(session.userId));
         const event = (revoked: boolean) =>
-          auditEvent('refresh_token_reused', now, { ...call?.meta, actorId: null }, {
-            targetId: session?.userId ?? null,
-            targetName: owner?.name ?? null,
-            details: { session_id: result.sessionId, session_revoked: revoked },
-          });
+          auditEvent(
+            'refresh_token_reused',
+            now,
+            { ...call?.meta, actorId: null },
+            {
+              targetId: session?.userId ?? null,
+              targetName: owner?.name ?? null,
+              details: { session_id: result.sessionId, session_revoked: revoked },
+            },
+          );
         if (await store.revokeSession(result.sessionId, 'refresh_token_reused', now, event(true))) revocations.add(result.sessionId, now);
         // Ended before (a logout, an earlier replay): the replay is still worth a line in the trail.
         else audit.record(event(false));
@@ -316,7 +329,11 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
     async logout(sessionId, meta) {
       const now = clock.now();
-      const event = auditEvent('logout', now, meta, { targetId: meta?.actorId ?? null, targetName: meta?.actorName ?? null, details: { session_id: sessionId } });
+      const event = auditEvent('logout', now, meta, {
+        targetId: meta?.actorId ?? null,
+        targetName: meta?.actorName ?? null,
+        details: { session_id: sessionId },
+      });
       if (await store.revokeSession(sessionId, 'logout', now, event)) revocations.add(sessionId, now);
     },
 
@@ -328,7 +345,12 @@ export function createAuthService(deps: AuthDeps): AuthService {
         throw new AuthError('session_not_found', 'No such active session.');
       }
       const now = clock.now();
-      const event = auditEvent('session_ended', now, { ...meta, actorId: userId }, { targetId: userId, targetName: meta?.actorName ?? null, details: { session_id: sessionId } });
+      const event = auditEvent(
+        'session_ended',
+        now,
+        { ...meta, actorId: userId },
+        { targetId: userId, targetName: meta?.actorName ?? null, details: { session_id: sessionId } },
+      );
       if (await store.revokeSession(sessionId, 'ended_by_user', now, event)) revocations.add(sessionId, now);
     },
 
@@ -337,7 +359,12 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const ids = await store.revokeUserSessions(userId, 'ended_by_user', now, {
         exceptSessionId: currentSessionId,
         audit: (revoked) =>
-          auditEvent('other_sessions_ended', now, { ...meta, actorId: userId }, { targetId: userId, targetName: meta?.actorName ?? null, details: { sessions_ended: revoked.length } }),
+          auditEvent(
+            'other_sessions_ended',
+            now,
+            { ...meta, actorId: userId },
+            { targetId: userId, targetName: meta?.actorName ?? null, details: { sessions_ended: revoked.length } },
+          ),
       });
       for (const id of ids) revocations.add(id, now);
       return ids.length;
@@ -354,7 +381,9 @@ export function createAuthService(deps: AuthDeps): AuthService {
       if (!(await checking(attempt, () => passwords.verify(user.passwordHash, current, call?.ip)))) {
         await attempt.failed();
         log.info({ event: 'password_change_failed', reason: 'wrong_password', userId: user.id }, 'password change refused');
-        audit.record(auditEvent('password_change_failed', clock.now(), trail, { targetId: user.id, targetName: user.name, details: { reason: 'wrong_password' } }));
+        audit.record(
+          auditEvent('password_change_failed', clock.now(), trail, { targetId: user.id, targetName: user.name, details: { reason: 'wrong_password' } }),
+        );
         throw new AuthError('invalid_current_password', 'The current password is wrong.', {
           errors: [{ pointer: '/body/current_password', message: 'is wrong' }],
         });
@@ -370,12 +399,18 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const passwordHash = await passwords.hash(next, call?.ip);
       const now = clock.now();
       // The new hash, the end of every session and the event: one transaction.
-      const result = await store.updateUser(user.id, { passwordHash }, {
-        now,
-        keepAnAdmin: false,
-        revokeReason: 'password_changed',
-        audit: (before, revoked) => [auditEvent('password_changed', now, trail, { targetId: before.id, targetName: before.name, details: { sessions_ended: revoked.length } })],
-      });
+      const result = await store.updateUser(
+        user.id,
+        { passwordHash },
+        {
+          now,
+          keepAnAdmin: false,
+          revokeReason: 'password_changed',
+          audit: (before, revoked) => [
+            auditEvent('password_changed', now, trail, { targetId: before.id, targetName: before.name, details: { sessions_ended: revoked.length } }),
+          ],
+        },
+      );
       if (result.outcome !== 'changed') throw new AuthError('invalid_token', 'The account is gone or disabled.');
       for (const id of result.revoked) revocations.add(id, now);
       log.info({ event: 'password_changed', userId: user.id }, 'password changed; sessions ended');

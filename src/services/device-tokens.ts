@@ -21,7 +21,10 @@ export interface DeviceTokens {
 export function createDeviceTokens(secret: string, clock: Clock): DeviceTokens {
   const key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), 'trusted-device-cookie', 32));
   const account = (nameKey: string) => createHash('sha256').update(nameKey).digest('base64url');
-  const mac = (body: string, nameKey: string) => createHmac('sha256', key).update(`${body}.${account(nameKey)}`).digest();
+  const mac = (body: string, nameKey: string) =>
+    createHmac('sha256', key)
+      .update(`${body}.${account(nameKey)}`)
+      .digest();
   return {
     issue(nameKey, device) {
       const body = `${device ?? randomBytes(12).toString('base64url')}.${Math.floor(clock.now() / 1000)}`;

@@ -28,8 +28,7 @@ interface Job {
   start: () => void;
 }
 
-const busy = (code: 'rate_limited' | 'server_busy', message: string) =>
-  new AuthError(code, message, { headers: { 'Retry-After': '1' } });
+const busy = (code: 'rate_limited' | 'server_busy', message: string) => new AuthError(code, message, { headers: { 'Retry-After': '1' } });
 
 export function createHashQueue(limits: HashQueueLimits): HashQueue {
   // Clients with work waiting, in turn order; each with its own first-in first-out queue.

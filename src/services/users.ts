@@ -199,7 +199,9 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
             keepAnAdmin: false,
             revokeReason: () => (disabled ? 'user_disabled' : undefined),
             audit: (before, revoked) =>
-              before.disabled === disabled ? [] : [eventOf(disabled ? 'user_disabled' : 'user_enabled', clock.now(), CLI, before, { ...VIA_CLI, sessions_ended: revoked.length })],
+              before.disabled === disabled
+                ? []
+                : [eventOf(disabled ? 'user_disabled' : 'user_enabled', clock.now(), CLI, before, { ...VIA_CLI, sessions_ended: revoked.length })],
           },
           'update',
           { disabled },

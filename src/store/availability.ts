@@ -15,7 +15,8 @@ const PG_TRANSIENT = /^(08...|57P0[1-3]|57014|55P03|53...|40P01)$/;
 
 // pg's own errors carry no code: a pool that could not connect in time, a connection that died,
 // a query the client gave up on (query_timeout).
-const PG_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|not queryable|Client was closed|Cannot use a pool after calling end/i;
+const PG_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|Query read timeout|not queryable|Client was closed|Cannot use a pool after calling end/i;
 
 // SQLite: another writer holds the lock past busy_timeout, or the disk refuses.
 const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL)/;
@@ -50,7 +51,11 @@ export function describeStoreError(error: unknown): string {
   for (let i = 0; i < 4 && e && typeof e === 'object'; i += 1) {
     const { message, code, errors } = e as { message?: unknown; code?: unknown; errors?: unknown };
     let text = typeof message === 'string' && message ? message : '';
-    if (!text && Array.isArray(errors)) text = errors.map((x) => (x as Error)?.message).filter(Boolean).join('; ');
+    if (!text && Array.isArray(errors))
+      text = errors
+        .map((x) => (x as Error)?.message)
+        .filter(Boolean)
+        .join('; ');
     if (typeof code === 'string' && !text.includes(code)) text = text ? `${text} (${code})` : code;
     if (text && !parts.includes(text)) parts.push(text);
     e = (e as { cause?: unknown }).cause;

@@ -215,12 +215,7 @@ export function createKyselyStore(db: Kysely<Database>): Store {
     });
 
   const activeSessions = (userId: string, now: number) =>
-    db
-      .selectFrom('sessions')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', now);
+    db.selectFrom('sessions').selectAll().where('user_id', '=', userId).where('revoked_at', 'is', null).where('expires_at', '>', now);
 
   return {
     async ping() {
@@ -231,7 +226,10 @@ export function createKyselyStore(db: Kysely<Database>): Store {
     },
 
     async countUsers() {
-      const row = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const row = await db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
       return Number(row.n);
     },
     async createUser(u, audit) {
@@ -291,7 +289,11 @@ export function createKyselyStore(db: Kysely<Database>): Store {
       await db.updateTable('users').set({ password_hash: hash, updated_at: now }).where('id', '=', id).execute();
     },
     async setDisabled(id, disabled, now) {
-      await db.updateTable('users').set({ disabled: disabled ? 1 : 0, updated_at: now }).where('id', '=', id).execute();
+      await db
+        .updateTable('users')
+        .set({ disabled: disabled ? 1 : 0, updated_at: now })
+        .where('id', '=', id)
+        .execute();
     },
     async setRole(id, role, now) {
       await db.updateTable('users').set({ role, updated_at: now }).where('id', '=', id).execute();
@@ -322,7 +324,12 @@ export function createKyselyStore(db: Kysely<Database>): Store {
         () => (change.role !== undefined && change.role !== 'admin') || change.disabled === true,
         // Nothing to set (ending an account's sessions): the account row stays as it is.
         async (trx) => {
-          if (Object.keys(set).length > 0) await trx.updateTable('users').set({ ...set, updated_at: opts.now }).where('id', '=', id).execute();
+          if (Object.keys(set).length > 0)
+            await trx
+              .updateTable('users')
+              .set({ ...set, updated_at: opts.now })
+              .where('id', '=', id)
+              .execute();
         },
       );
     },
@@ -465,7 +472,10 @@ export function createKyselyStore(db: Kysely<Database>): Store {
       if (cursor === undefined) {
         // The cursor first, then the rows up to it: whatever commits in between is read by the
         // next poll, never skipped.
-        const top = await db.selectFrom('revocations').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+        const top = await db
+          .selectFrom('revocations')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .executeTakeFirst();
         const newest = Number(top?.seq ?? 0);
         const rows = await db
           .selectFrom('revocations')

@@ -136,7 +136,7 @@ function dialectFor(url: string, timeouts: StoreTimeouts, onBackgroundError?: (e
       keepAlive: true,
       // bigint (oid 20) holds millisecond timestamps: read it as a number, for this pool only.
       types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
           oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     });

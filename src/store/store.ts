@@ -1,6 +1,6 @@
 /** What the services need from storage. One interface; SQLite and PostgreSQL implement it. */
 
-import type { SigningAlgorithm, SigningKeyRecord } from './signing-key-record';
+import type { SigningKeyRecord } from './signing-key-record';
 
 export type { SigningAlgorithm, SigningKeyRecord } from './signing-key-record';
 
@@ -149,10 +149,7 @@ export interface UserChangeOptions {
   audit?: (before: UserRecord, revoked: string[]) => NewAuditEvent[];
 }
 
-export type UserChangeResult =
-  | { outcome: 'changed'; before: UserRecord; revoked: string[] }
-  | { outcome: 'not_found' }
-  | { outcome: 'last_admin' };
+export type UserChangeResult = { outcome: 'changed'; before: UserRecord; revoked: string[] } | { outcome: 'not_found' } | { outcome: 'last_admin' };
 
 export interface Store {
   /** Resolves when the store answers a trivial query. */

@@ -443,9 +443,7 @@ describeBrowser('browser: pages and docs', () => {
     const live = operation.locator('.live-responses-table .response');
     await live.waitFor({ state: 'visible' });
     expect(await text(page, '#operations-users-getUser .live-responses-table .response .response-col_status')).toBe('200');
-    expect(await text(page, '#operations-users-getUser .live-responses-table .response .response-col_description')).toContain(
-      `"name": "${ADMIN_NAME}"`,
-    );
+    expect(await text(page, '#operations-users-getUser .live-responses-table .response .response-col_description')).toContain(`"name": "${ADMIN_NAME}"`);
     await expectNoTokenStored(opened, 'docs, executed');
     expectCleanRun(watch);
   }, 60_000);

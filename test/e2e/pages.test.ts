@@ -43,8 +43,7 @@ const text = async (page: Page, selector: string) => ((await page.locator(select
  * Imports one of the pages' modules in the page and applies `use` (JavaScript source) to it. As a
  * string: ts-jest would compile an import() inside an evaluated function to require().
  */
-const pageImport = <T>(page: Page, module: string, use: string): Promise<T> =>
-  page.evaluate(`import(${JSON.stringify(module)}).then(${use})`) as Promise<T>;
+const pageImport = <T>(page: Page, module: string, use: string): Promise<T> => page.evaluate<T>(`import(${JSON.stringify(module)}).then(${use})`);
 const isPath = (pathname: string, method: string) => (r: Response) => new URL(r.url()).pathname === pathname && r.request().method() === method;
 
 describeBrowser('pages: colour modes, messages, account page, accessibility', () => {
@@ -211,7 +210,7 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
       expect(posts).toBe(0);
     });
 
-    test('when the password is wrong, then the server\'s message shows and the password is cleared; right, then the account page', async () => {
+    test("when the password is wrong, then the server's message shows and the password is cleared; right, then the account page", async () => {
       const { page } = await open();
       const user = await makeUser('lena');
       await page.goto('/login');
@@ -329,7 +328,10 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
 
       // From another device: find the browser's session and end it.
       const other = await apiLogin(user);
-      const listed = (await (await fetch(`${base}/sessions`, { headers: { Authorization: `Bearer ${other.access_token}` } })).json()) as { id: string; current: boolean }[];
+      const listed = (await (await fetch(`${base}/sessions`, { headers: { Authorization: `Bearer ${other.access_token}` } })).json()) as {
+        id: string;
+        current: boolean;
+      }[];
       const browserSession = listed.find((s) => !s.current);
       expect(browserSession).toBeDefined();
       const ended = await fetch(`${base}/sessions/${browserSession?.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${other.access_token}` } });
@@ -391,7 +393,11 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
       expect(await page.locator('#sessions li[data-session-id]').count()).toBe(1);
       expect(await text(page, '#sessions li:not([data-session-id])')).toBe('This is your only session.');
 
-      const refresh = await fetch(`${base}/refresh`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: elsewhere.refresh_token }) });
+      const refresh = await fetch(`${base}/refresh`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: elsewhere.refresh_token }),
+      });
       expect(refresh.status).toBe(401);
       const me = await fetch(`${base}/user`, { headers: { Authorization: `Bearer ${elsewhere.access_token}` } });
       expect(me.status).toBe(401);
@@ -454,7 +460,11 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
 
       const old = await fetch(`${base}/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(user) });
       expect(old.status).toBe(401);
-      const refresh = await fetch(`${base}/refresh`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: elsewhere.refresh_token }) });
+      const refresh = await fetch(`${base}/refresh`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: elsewhere.refresh_token }),
+      });
       expect(refresh.status).toBe(401);
       await page.fill('#name', user.name);
       await page.fill('#password', fresh);
@@ -489,7 +499,10 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
         name: 'account-sessions',
         show: async (page, context) => {
           const user = await makeUser('xena');
-          await apiLogin(user, 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1');
+          await apiLogin(
+            user,
+            'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1',
+          );
           await loggedIn(page, context, user);
           await page.locator('#sessions-heading').evaluate((el) => el.scrollIntoView({ block: 'start' }));
         },
@@ -535,7 +548,9 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
             await page.screenshot({ path: path.join(README_SHOTS_DIR, `${shot}.png`) });
           }
           const results = await new AxeBuilder({ page, axeSource: AXE_SOURCE }).analyze();
-          expect(results.testEngine.version).toBe((JSON.parse(fs.readFileSync(require.resolve('axe-core/package.json'), 'utf8')) as { version: string }).version);
+          expect(results.testEngine.version).toBe(
+            (JSON.parse(fs.readFileSync(require.resolve('axe-core/package.json'), 'utf8')) as { version: string }).version,
+          );
           const serious = results.violations
             .filter((v) => v.impact === 'serious' || v.impact === 'critical')
             .map((v) => ({ rule: v.id, impact: v.impact, nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary ?? ''}`) }));

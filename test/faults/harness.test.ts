@@ -128,7 +128,8 @@ async function connect(url: string, opts: Partial<pg.ClientConfig> = {}): Promis
     beforeAll(async () => {
       server = http.createServer((req, res) => {
         if (req.url === '/ok') res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
-        else if (req.url === '/busy') res.writeHead(503, { 'Content-Type': 'application/problem+json', 'Retry-After': '1' }).end(JSON.stringify({ title: 'x'.repeat(500) }));
+        else if (req.url === '/busy')
+          res.writeHead(503, { 'Content-Type': 'application/problem+json', 'Retry-After': '1' }).end(JSON.stringify({ title: 'x'.repeat(500) }));
         else if (req.url === '/reset') req.socket.destroy();
         // '/hang' never answers.
       });
@@ -141,7 +142,11 @@ async function connect(url: string, opts: Partial<pg.ClientConfig> = {}): Promis
     });
 
     test('when it runs at a rate for a second, then it stops by itself and every request has its outcome', async () => {
-      const makers: RequestMaker[] = [() => ({ url: '/ok', method: 'POST', body: { a: 1 } }), () => ({ url: '/busy', label: 'busy' }), () => ({ url: '/reset' })];
+      const makers: RequestMaker[] = [
+        () => ({ url: '/ok', method: 'POST', body: { a: 1 } }),
+        () => ({ url: '/busy', label: 'busy' }),
+        () => ({ url: '/reset' }),
+      ];
       const report = await runLoad(makers, { baseUrl: base, connections: 4, rate: 200, maxRequests: 10_000, maxDurationMs: 1000, bodyLimit: 100 });
       const s = report.summary();
 
@@ -185,7 +190,9 @@ async function connect(url: string, opts: Partial<pg.ClientConfig> = {}): Promis
     });
 
     test('when a target is not on loopback, then it refuses to send anything', async () => {
-      await expect(runLoad([() => ({ url: 'http://192.0.2.1/' })], { connections: 1, maxRequests: 1, maxDurationMs: 100 })).rejects.toThrow(/only http on loopback/);
+      await expect(runLoad([() => ({ url: 'http://192.0.2.1/' })], { connections: 1, maxRequests: 1, maxDurationMs: 100 })).rejects.toThrow(
+        /only http on loopback/,
+      );
     });
   });
 });

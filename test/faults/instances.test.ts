@@ -71,12 +71,18 @@ function report(name: string, figures: Record<string, unknown>): void {
     test('when an instance is killed (SIGKILL) while refreshing, then a retry on another instance gets the same session going, and the others never notice', async () => {
       const [victim, a, b] = d.servers as [RunningServer, RunningServer, RunningServer];
       const s = await login(a.url);
-      const load = startLoad([() => ({ url: `${a.url}/user`, headers: { authorization: `Bearer ${s.access}` } }), () => ({ url: `${b.url}/user`, headers: { authorization: `Bearer ${s.access}` } })], {
-        connections: 4,
-        rate: 200,
-        maxRequests: 2_000,
-        maxDurationMs: 4_000,
-      });
+      const load = startLoad(
+        [
+          () => ({ url: `${a.url}/user`, headers: { authorization: `Bearer ${s.access}` } }),
+          () => ({ url: `${b.url}/user`, headers: { authorization: `Bearer ${s.access}` } }),
+        ],
+        {
+          connections: 4,
+          rate: 200,
+          maxRequests: 2_000,
+          maxDurationMs: 4_000,
+        },
+      );
       // The refresh reaches the victim; it dies before (or just after) answering: the answer is lost.
       const sent = call(`${victim.url}/refresh`, json({ refresh_token: s.refresh }));
       await sleep(5);

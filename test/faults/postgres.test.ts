@@ -82,7 +82,10 @@ jest.setTimeout(120_000);
   async function recovery(since: number): Promise<number[]> {
     return Promise.all(
       d.servers.map(async (s) => {
-        const took = await within(15_000, async () => (await call(`${s.url}/login`, json({ name: 'admin', password: 'fault-suite-admin-password' }))).status === 200);
+        const took = await within(
+          15_000,
+          async () => (await call(`${s.url}/login`, json({ name: 'admin', password: 'fault-suite-admin-password' }))).status === 200,
+        );
         return took < 0 ? -1 : Date.now() - since;
       }),
     );
@@ -121,7 +124,10 @@ jest.setTimeout(120_000);
       // Each instance said it was not ready while the database was down, naming the store...
       const during = w.ready.filter((r) => r.at > stoppedAt + 200 && r.at + r.ms < startAt);
       for (let i = 0; i < d.servers.length; i += 1) {
-        expect(during.filter((r) => r.instance === i).map((r) => [r.status, (r.body['checks'] as Record<string, string>)?.['store']])).toContainEqual([503, 'down']);
+        expect(during.filter((r) => r.instance === i).map((r) => [r.status, (r.body['checks'] as Record<string, string>)?.['store']])).toContainEqual([
+          503,
+          'down',
+        ]);
       }
       // ...and store operations were refused with a 503 and Retry-After, not lost in a 500.
       const refused = [...w.refresh, ...w.login].filter((r) => r.status === 503);
@@ -182,7 +188,9 @@ jest.setTimeout(120_000);
       const admin = new pg.Client({ connectionString: d.databaseUrl });
       await admin.connect();
       try {
-        const open = await admin.query("select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'");
+        const open = await admin.query(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'",
+        );
         expect(open.rows[0].n).toBe(0);
       } finally {
         await admin.end();
@@ -208,7 +216,10 @@ jest.setTimeout(120_000);
       const srv = await late;
       const upAt = Date.now();
       expect((await call(`${srv.url}/login`, json({ name: 'admin', password: 'fault-suite-admin-password' }))).status).toBe(200);
-      const waits = srv.stdout().split('\n').filter((l) => l.includes('"event":"store_wait"'));
+      const waits = srv
+        .stdout()
+        .split('\n')
+        .filter((l) => l.includes('"event":"store_wait"'));
       expect(waits.length).toBeGreaterThanOrEqual(1);
       expect(waits[0]).toMatch(/ECONNREFUSED/);
       report('start while PostgreSQL is down', { waitedMs: dbBackAt - startedAt, upAfterDatabaseMs: upAt - dbBackAt, waitLines: waits.length });

@@ -56,7 +56,7 @@ describe('GET /users: search and pages', () => {
       const res = expectContract(await t.http().get(url).set(bearer(adminToken)), 'GET', '/users');
       sizes.push(res.body.length);
       names.push(...res.body.map((u: { name: string }) => u.name));
-      url = /^<([^>]+)>; rel="next"$/.exec((res.headers['link'] as string | undefined) ?? '')?.[1];
+      url = /^<([^>]+)>; rel="next"$/.exec(res.headers['link'] ?? '')?.[1];
     }
     expect(sizes).toEqual([2, 2, 1]);
     expect(names).toEqual(['page0', 'page1', 'page2', 'page3', 'page4']);
@@ -113,7 +113,13 @@ describe('PATCH /users/{id}', () => {
   test('when an admin promotes a user, then the answer shows it, the user’s tokens stop at once, and role_changed is recorded', async () => {
     const { t, admin, user, adminToken, userToken } = await setUp();
     const res = expectContract(
-      await t.http().patch(`/users/${user.id}`).set(bearer(adminToken)).set('X-Forwarded-For', '203.0.113.9').set('X-Request-Id', 'req-promote').send({ role: 'admin' }),
+      await t
+        .http()
+        .patch(`/users/${user.id}`)
+        .set(bearer(adminToken))
+        .set('X-Forwarded-For', '203.0.113.9')
+        .set('X-Request-Id', 'req-promote')
+        .send({ role: 'admin' }),
       'PATCH',
       '/users/x',
     );
@@ -161,8 +167,16 @@ describe('PATCH /users/{id}', () => {
 describe('PUT /users/{id}/password', () => {
   test('when an admin sets a weak password, then 422 and nothing changes', async () => {
     const { t, user, adminToken, userToken } = await setUp();
-    const res = expectContract(await t.http().put(`/users/${user.id}/password`).set(bearer(adminToken)).send({ password: 'password1' }), 'PUT', '/users/x/password');
-    expect([res.status, res.body.code, res.body.errors]).toEqual([422, 'weak_password', [{ pointer: '/body/password', message: 'is one of the most common passwords' }]]);
+    const res = expectContract(
+      await t.http().put(`/users/${user.id}/password`).set(bearer(adminToken)).send({ password: 'password1' }),
+      'PUT',
+      '/users/x/password',
+    );
+    expect([res.status, res.body.code, res.body.errors]).toEqual([
+      422,
+      'weak_password',
+      [{ pointer: '/body/password', message: 'is one of the most common passwords' }],
+    ]);
     expect(await status(t, userToken)).toBe(200);
     await t.login('uma', user.password);
     await t.close();
@@ -170,7 +184,11 @@ describe('PUT /users/{id}/password', () => {
 
   test('when an admin sets a password, then the old one and every session stop, the new one works, and the trail has the event but not the password', async () => {
     const { t, admin, user, adminToken, userToken } = await setUp();
-    const res = expectContract(await t.http().put(`/users/${user.id}/password`).set(bearer(adminToken)).send({ password: 'an admin chosen passphrase' }), 'PUT', '/users/x/password');
+    const res = expectContract(
+      await t.http().put(`/users/${user.id}/password`).set(bearer(adminToken)).send({ password: 'an admin chosen passphrase' }),
+      'PUT',
+      '/users/x/password',
+    );
     expect(res.status).toBe(204);
     expect(await status(t, userToken)).toBe(401);
     expect((await t.http().post('/login').send({ name: 'uma', password: user.password })).status).toBe(401);
@@ -200,7 +218,9 @@ describe('DELETE /users/{id}/sessions', () => {
     // The admin's own session is untouched; the user may log in again.
     expect(await status(t, adminToken)).toBe(200);
     await t.login('uma', user.password);
-    expect((await events(t, 'sessions_ended_by_admin')).map((e) => [e.actorId, e.targetId, e.targetName, e.details])).toEqual([[admin.id, user.id, 'uma', { sessions_ended: 2 }]]);
+    expect((await events(t, 'sessions_ended_by_admin')).map((e) => [e.actorId, e.targetId, e.targetName, e.details])).toEqual([
+      [admin.id, user.id, 'uma', { sessions_ended: 2 }],
+    ]);
     await t.close();
   });
 });
@@ -213,7 +233,9 @@ describe('DELETE /users/{id}', () => {
     expect(await status(t, userToken)).toBe(401);
     expect((await t.http().post('/login').send({ name: 'uma', password: user.password })).status).toBe(401);
     expect(await t.store.findUserById(user.id)).toBeUndefined();
-    expect((await events(t, 'user_deleted')).map((e) => [e.actorId, e.targetId, e.targetName, e.details])).toEqual([[admin.id, user.id, 'uma', { sessions_ended: 1 }]]);
+    expect((await events(t, 'user_deleted')).map((e) => [e.actorId, e.targetId, e.targetName, e.details])).toEqual([
+      [admin.id, user.id, 'uma', { sessions_ended: 1 }],
+    ]);
     const again = expectContract(await t.http().delete(`/users/${user.id}`).set(bearer(adminToken)), 'DELETE', '/users/x');
     expect([again.status, again.body.code]).toEqual([404, 'user_not_found']);
     await t.close();

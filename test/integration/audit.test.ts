@@ -159,9 +159,15 @@ describe('the audit trail: what each event records', () => {
     // The other session (d) is refused at once; this one (c) goes on.
     expect((await t.http().get('/user').set('Authorization', `Bearer ${d}`)).status).toBe(401);
     expect((await t.http().get('/user').set('Authorization', `Bearer ${c}`)).status).toBe(200);
-    const wrong = await from(t.http().put('/user/password'), '203.0.113.33', 'req-pw-wrong', c).send({ current_password: 'not-the-one-x', new_password: 'a fresh passphrase 1' });
+    const wrong = await from(t.http().put('/user/password'), '203.0.113.33', 'req-pw-wrong', c).send({
+      current_password: 'not-the-one-x',
+      new_password: 'a fresh passphrase 1',
+    });
     expect(wrong.status).toBe(403);
-    const changed = await from(t.http().put('/user/password'), '203.0.113.34', 'req-pw', c).send({ current_password: u.password, new_password: 'a fresh passphrase 2' });
+    const changed = await from(t.http().put('/user/password'), '203.0.113.34', 'req-pw', c).send({
+      current_password: u.password,
+      new_password: 'a fresh passphrase 2',
+    });
     expect(changed.status).toBe(204);
 
     const rows = (await trail(t)).filter((e) => e.event !== 'login_succeeded');
@@ -182,7 +188,14 @@ describe('the audit trail: what each event records', () => {
     const res = await from(t.http().post('/users'), '203.0.113.40', 'req-signup').send({ name: 'fern', password: 'fern-long-passphrase' });
     expect(res.status).toBe(201);
     const e = await only(t, 'signup');
-    expect([e.actorId, e.targetId, e.targetName, e.address, e.requestId, e.details]).toEqual([res.body.id, res.body.id, 'fern', '203.0.113.40', 'req-signup', null]);
+    expect([e.actorId, e.targetId, e.targetName, e.address, e.requestId, e.details]).toEqual([
+      res.body.id,
+      res.body.id,
+      'fern',
+      '203.0.113.40',
+      'req-signup',
+      null,
+    ]);
     expect(JSON.stringify(await trail(t))).not.toContain('fern-long-passphrase');
     await t.close();
   });
@@ -292,7 +305,7 @@ describe('GET /audit', () => {
       expect(res.status).toBe(200);
       sizes.push(res.body.length);
       seen.push(...res.body.map((e: { request_id: string }) => e.request_id));
-      const link = res.headers['link'] as string | undefined;
+      const link = res.headers['link'];
       url = link === undefined ? undefined : /^<([^>]+)>; rel="next"$/.exec(link)?.[1];
       if (link !== undefined) expect(url).toMatch(/^\/audit\?event=login_failed&limit=3&cursor=[A-Za-z0-9_-]+$/);
     }

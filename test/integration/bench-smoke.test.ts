@@ -5,6 +5,10 @@ import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { freePort, startServer, tempDir } from '../support/server-process';
 
+// The bench's own helper (plain CommonJS JavaScript, typed here).
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- bench/ is JavaScript outside the TypeScript project
+const { hs256KeyOf } = require('../../bench/lib/processes') as { hs256KeyOf: (server: { env: Record<string, string>; token: string }) => Promise<string> };
+
 const ROOT = path.join(__dirname, '..', '..');
 const SCENARIOS = [
   'bare_user',
@@ -116,7 +120,10 @@ async function startPeer(env: Record<string, string>) {
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the peer exited: ${err}`);
-    const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    const up = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -142,11 +149,18 @@ describe('the fastify equal-feature peer', () => {
     const secret = randomBytes(36).toString('base64');
     const password = randomBytes(18).toString('base64url');
     const dir = tempDir('bench-peer-');
-    const server = await startServer({ NODE_ENV: 'production', JWT_SECRET: secret, ADMIN_NAME: 'bench-admin', ADMIN_PASSWORD: password, DATA_DIR: dir, LOG_LEVEL: 'warn' }, { cwd: dir });
+    const server = await startServer(
+      { NODE_ENV: 'production', JWT_SECRET: secret, ADMIN_NAME: 'bench-admin', ADMIN_PASSWORD: password, DATA_DIR: dir, LOG_LEVEL: 'warn' },
+      { cwd: dir },
+    );
     let peer: Awaited<ReturnType<typeof startPeer>> | undefined;
     try {
       const login = async () => {
-        const res = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench-admin', password }) });
+        const res = await fetch(`${server.url}/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'bench-admin', password }),
+        });
         expect(res.status).toBe(200);
         return ((await res.json()) as { access_token: string }).access_token;
       };
@@ -155,7 +169,6 @@ describe('the fastify equal-feature peer', () => {
       const claims = jwt.decode(token) as Record<string, unknown>;
       const revokedSid = (jwt.decode(revokedToken) as { sid: string }).sid;
       // The key that signed the server's token, as the bench hands it to the peer.
-      const { hs256KeyOf } = require('../../bench/lib/processes') as { hs256KeyOf: (server: { env: Record<string, string>; token: string }) => Promise<string> };
       const keyBase64 = await hs256KeyOf({ env: { JWT_SECRET: secret, DATA_DIR: dir }, token });
       const key = Buffer.from(keyBase64, 'base64');
       const kid = (jwt.decode(token, { complete: true }) as { header: { kid: string } }).header.kid;
@@ -169,7 +182,15 @@ describe('the fastify equal-feature peer', () => {
       const mine = await get(server.url, bearer(token));
       const theirs = await get(peer.url, { ...bearer(token), 'x-request-id': 'peer-smoke-1' });
       expect([mine.status, theirs.status, theirs.body]).toEqual([200, 200, mine.body]);
-      const compared = ['cache-control', 'content-security-policy', 'content-type', 'cross-origin-resource-policy', 'referrer-policy', 'x-content-type-options', 'x-frame-options'];
+      const compared = [
+        'cache-control',
+        'content-security-policy',
+        'content-type',
+        'cross-origin-resource-policy',
+        'referrer-policy',
+        'x-content-type-options',
+        'x-frame-options',
+      ];
       const pick = (h: Headers) => Object.fromEntries(compared.map((n) => [n, h.get(n)]));
       expect(pick(theirs.headers)).toEqual(pick(mine.headers));
       expect(theirs.headers.get('x-request-id')).toBe('peer-smoke-1');
@@ -194,7 +215,12 @@ describe('the fastify equal-feature peer', () => {
       ];
       for (const [name, headers] of refused) {
         const res = await get(peer.url, headers);
-        expect([name, res.status, res.headers.get('content-type'), res.headers.get('www-authenticate')?.startsWith('Bearer realm="api"')]).toEqual([name, 401, 'application/problem+json', true]);
+        expect([name, res.status, res.headers.get('content-type'), res.headers.get('www-authenticate')?.startsWith('Bearer realm="api"')]).toEqual([
+          name,
+          401,
+          'application/problem+json',
+          true,
+        ]);
       }
       // The server refuses the same ones (the revoked session is revoked only on the peer).
       for (const [name, headers] of refused.slice(0, -1)) expect([name, (await get(server.url, headers)).status]).toEqual([name, 401]);

@@ -56,7 +56,14 @@ async function instance(env: Record<string, string>, opts: { store?: Store; limi
   const store = opts.store ?? (await openStore(config.databaseUrl));
   stores.push(store);
   const passwords = await countingPasswords();
-  const app = createApp({ config, store, passwords, logger: createLogger('silent'), clock: fixedClock(Date.now()), ...(opts.limiter ? { limiter: opts.limiter } : {}) });
+  const app = createApp({
+    config,
+    store,
+    passwords,
+    logger: createLogger('silent'),
+    clock: fixedClock(Date.now()),
+    ...(opts.limiter ? { limiter: opts.limiter } : {}),
+  });
   const user = await app.services.auth.addUser(`target-${randomBytes(3).toString('hex')}`, 'the-right-password-1', 'user');
   return { app, store, passwords, user, http: () => request(app.callback()) };
 }
@@ -91,7 +98,11 @@ describe('login limits under 200 parallel attempts', () => {
   test('when 200 guesses for one account come at once from 200 addresses, then at most LOGIN_RATE_ACCOUNT plus one are checked, and later ones wait a growing delay', async () => {
     const t = await instance({ TRUST_PROXY: 'true', LOGIN_RATE_ACCOUNT: '20', LOGIN_RATE_NAME: '10', LOGIN_RATE_IP: '1000' });
     const answers = await storm((i, password) =>
-      t.http().post('/login').set('X-Forwarded-For', `198.51.${Math.floor(i / 250)}.${(i % 250) + 1}`).send({ name: t.user.name, password }),
+      t
+        .http()
+        .post('/login')
+        .set('X-Forwarded-For', `198.51.${Math.floor(i / 250)}.${(i % 250) + 1}`)
+        .send({ name: t.user.name, password }),
     );
     expect(t.passwords.verified()).toBeLessThanOrEqual(21);
     expect(statuses(answers)[200]).toBeUndefined();
@@ -110,16 +121,30 @@ describe('login limits under 200 parallel attempts', () => {
     const device = ([] as string[]).concat(first.headers['set-cookie'] ?? []).find((c) => c.startsWith('login_device='));
     expect(device).toMatch(/; path=\/login; .*httponly/i);
     expect(device).toMatch(/samesite=strict/i);
-    await storm((i, password) => t.http().post('/login').set('X-Forwarded-For', `198.51.100.${(i % 200) + 1}`).send({ name: t.user.name, password: `x${password}` }));
+    await storm((i, password) =>
+      t
+        .http()
+        .post('/login')
+        .set('X-Forwarded-For', `198.51.100.${(i % 200) + 1}`)
+        .send({ name: t.user.name, password: `x${password}` }),
+    );
     // A stranger with the right password waits out the account's delay...
     expect((await t.http().post('/login').set('X-Forwarded-For', '192.0.2.1').send({ name: t.user.name, password: 'the-right-password-1' })).status).toBe(429);
     // ...the owner's browser does not, even from the same address the attack used.
-    const again = await t.http().post('/login').set('X-Forwarded-For', '198.51.100.7').set('Cookie', (device as string).split(';')[0] as string).send({ name: t.user.name, password: 'the-right-password-1' });
+    const again = await t
+      .http()
+      .post('/login')
+      .set('X-Forwarded-For', '198.51.100.7')
+      .set('Cookie', (device as string).split(';')[0] as string)
+      .send({ name: t.user.name, password: 'the-right-password-1' });
     expectContract(again, 'POST', '/login');
     expect(again.status).toBe(200);
     // A device cookie made for another account, or forged, counts for nothing.
     const forged = 'login_device=abc.1.AAAA';
-    expect((await t.http().post('/login').set('X-Forwarded-For', '192.0.2.2').set('Cookie', forged).send({ name: t.user.name, password: 'the-right-password-1' })).status).toBe(429);
+    expect(
+      (await t.http().post('/login').set('X-Forwarded-For', '192.0.2.2').set('Cookie', forged).send({ name: t.user.name, password: 'the-right-password-1' }))
+        .status,
+    ).toBe(429);
   });
 
   (redisUp() ? test : test.skip)('when two instances share Redis, then 200 guesses split between them still check at most LOGIN_RATE_NAME', async () => {
@@ -150,10 +175,20 @@ describe('PUT /user/password limits', () => {
     const login = await t.http().post('/login').send({ name: t.user.name, password: 'the-right-password-1' });
     const auth = `Bearer ${login.body.access_token as string}`;
     const guesses = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => t.http().put('/user/password').set('Authorization', auth).send({ current_password: `guess-${i}`, new_password: 'a-new-password-42' })),
+      Array.from({ length: 60 }, (_, i) =>
+        t
+          .http()
+          .put('/user/password')
+          .set('Authorization', auth)
+          .send({ current_password: `guess-${i}`, new_password: 'a-new-password-42' }),
+      ),
     );
     expect(statuses(guesses)).toEqual({ 403: 5, 429: 55 });
-    const right = await t.http().put('/user/password').set('Authorization', auth).send({ current_password: 'the-right-password-1', new_password: 'a-new-password-42' });
+    const right = await t
+      .http()
+      .put('/user/password')
+      .set('Authorization', auth)
+      .send({ current_password: 'the-right-password-1', new_password: 'a-new-password-42' });
     expectContract(right, 'PUT', '/user/password');
     expect([right.status, right.body.code]).toEqual([429, 'rate_limited']);
   });
@@ -161,14 +196,22 @@ describe('PUT /user/password limits', () => {
   test('when the new password is the current one, then it is refused as weak', async () => {
     const t = await instance({});
     const login = await t.http().post('/login').send({ name: t.user.name, password: 'the-right-password-1' });
-    const res = await t.http().put('/user/password').set('Authorization', `Bearer ${login.body.access_token as string}`).send({ current_password: 'the-right-password-1', new_password: 'the-right-password-1' });
+    const res = await t
+      .http()
+      .put('/user/password')
+      .set('Authorization', `Bearer ${login.body.access_token as string}`)
+      .send({ current_password: 'the-right-password-1', new_password: 'the-right-password-1' });
     expectContract(res, 'PUT', '/user/password');
-    expect([res.status, res.body.code, res.body.errors]).toEqual([422, 'weak_password', [{ pointer: '/body/new_password', message: 'is the current password' }]]);
+    expect([res.status, res.body.code, res.body.errors]).toEqual([
+      422,
+      'weak_password',
+      [{ pointer: '/body/new_password', message: 'is the current password' }],
+    ]);
   });
 });
 
 describe('PUT /user/password policy', () => {
-  test('when the new password is the user\'s own name or a common password, then it is refused as weak and the old one still works', async () => {
+  test("when the new password is the user's own name or a common password, then it is refused as weak and the old one still works", async () => {
     const t = await instance({});
     const login = await t.http().post('/login').send({ name: t.user.name, password: 'the-right-password-1' });
     const auth = `Bearer ${login.body.access_token as string}`;
@@ -224,7 +267,15 @@ describe('the hash queue', () => {
   });
 
   test('when 150 junk logins from one address arrive, then most are refused at once and another user logs in among the first', async () => {
-    const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, DATABASE_URL: 'sqlite::memory:', TRUST_PROXY: 'true', LOGIN_RATE_IP: '100000', LOGIN_RATE_NAME: '100000', LOGIN_RATE_ACCOUNT: '100000' });
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      JWT_SECRET: TEST_SECRET,
+      DATABASE_URL: 'sqlite::memory:',
+      TRUST_PROXY: 'true',
+      LOGIN_RATE_IP: '100000',
+      LOGIN_RATE_NAME: '100000',
+      LOGIN_RATE_ACCOUNT: '100000',
+    });
     const store = await openStore(config.databaseUrl);
     stores.push(store);
     const passwords = await createPasswords({ memoryCost: 19_456, timeCost: 2, parallelism: 1, concurrency: 1, queueLimit: 64, clientLimit: 4 });

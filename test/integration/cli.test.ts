@@ -117,7 +117,7 @@ describe('npm run users', () => {
     const lines = list.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('NAME   ROLE   DISABLED  CREATED');
     expect(lines).toHaveLength(2);
-    expect(lines[1]).toMatch(/^alice  admin  no        \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    expect(lines[1]).toMatch(/^alice {2}admin {2}no {8}\d{4}-\d\d-\d\dT[\d:.]+Z$/);
     expectNoSecrets(list, password);
 
     const users = await listJson(s);
@@ -179,7 +179,11 @@ describe('npm run users', () => {
   test('when the name looks like a taken one, then add refuses with exit 1 saying so', async () => {
     const s = await setup();
     expect((await s.run(['add', 'alice'], { stdin: 'first-password\n' })).code).toBe(0);
-    expect(await s.run(['add', 'Alicé'], { stdin: 'second-password\n' })).toEqual({ code: 1, stdout: '', stderr: 'A user whose name looks like "Alicé" exists already.\n' });
+    expect(await s.run(['add', 'Alicé'], { stdin: 'second-password\n' })).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'A user whose name looks like "Alicé" exists already.\n',
+    });
     expect(await s.run(['add', '\u0430lice'], { stdin: 'second-password\n' })).toEqual({
       code: 1,
       stdout: '',

@@ -39,12 +39,10 @@ function readmeVerifierSnippet(): string {
 /** The npm that runs this test, or the one on PATH. */
 function npm(args: string[], cwd: string) {
   const cli = process.env['npm_execpath'];
-  return cli && /npm-cli\.js$/.test(cli)
-    ? run(process.execPath, [cli, ...args], { cwd, timeout: 60_000 })
-    : run('npm', args, { cwd, timeout: 60_000 });
+  return cli && /npm-cli\.js$/.test(cli) ? run(process.execPath, [cli, ...args], { cwd, timeout: 60_000 }) : run('npm', args, { cwd, timeout: 60_000 });
 }
 
-test('when the type test compiles the README snippet, then it is the README\'s word for word', () => {
+test("when the type test compiles the README snippet, then it is the README's word for word", () => {
   const check = fs.readFileSync(path.join(ROOT, 'test', 'types', 'readme-client.check.mts'), 'utf8');
   const between = /\/\/ README snippet: begin\n([\s\S]*?)\/\/ README snippet: end\n/.exec(check);
   expect(between?.[1]).toBe(readmeSnippet());
@@ -80,15 +78,25 @@ describe('the package, packed and installed into another project', () => {
     (consumer ??= (async () => {
       const project = path.join(work, 'consumer');
       fs.mkdirSync(project);
-      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string>; bin: Record<string, string> };
+      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+        name: string;
+        version: string;
+        dependencies: Record<string, string>;
+        bin: Record<string, string>;
+      };
       const spec = `file:${path.relative(project, tarball)}`;
       // An ES module project, so the snippet may await at top level, as the README's does.
-      fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { [pkg.name]: spec } }));
+      fs.writeFileSync(
+        path.join(project, 'package.json'),
+        JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { [pkg.name]: spec } }),
+      );
       // Offline: after `npm ci` the npm cache holds the tarballs of our dependencies but not the
       // registry's documents npm resolves versions with, so `npm install --offline <tarball>`
       // cannot resolve them. The consumer gets a lockfile instead: the tarball, and our
       // production tree as package-lock.json pins it (--ignore-scripts: no native builds).
-      const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
+      const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+        packages: Record<string, { dev?: boolean; devOptional?: boolean }>;
+      };
       const packages: Record<string, unknown> = {
         '': { name: 'consumer', dependencies: { [pkg.name]: spec } },
         // With its bin, as npm writes it: npm ci links the bins the lockfile names.
@@ -167,7 +175,7 @@ describe('the package, packed and installed into another project', () => {
         files: ['snippet.ts', 'typed.ts'],
       }),
     );
-    await run(process.execPath, [TSC, '-p', project, '--pretty', 'false'], { cwd: project, timeout: 30_000 }).catch((error: { stdout?: string }) => {
+    await run(process.execPath, [TSC, '-p', project, '--pretty', 'false'], { cwd: project, timeout: 30_000 }).catch((error: Error & { stdout?: string }) => {
       throw new Error(`the README snippet does not compile in a consumer project:\n${error.stdout ?? String(error)}`);
     });
 
@@ -213,7 +221,7 @@ describe('the package, packed and installed into another project', () => {
       // The snippet word for word, but for the JWKS address and a free port; then it asks itself.
       const drive = [
         `console.log(require.resolve('koa-jwt-auth-server/verifier'));`,
-        'const server = app.listen(0, \'127.0.0.1\', async () => {',
+        "const server = app.listen(0, '127.0.0.1', async () => {",
         '  const url = `http://127.0.0.1:${server.address().port}/`;',
         '  const answers = [];',
         '  for (const token of JSON.parse(process.env.TOKENS)) {',
@@ -228,7 +236,11 @@ describe('the package, packed and installed into another project', () => {
       ].join('\n');
       // .cjs: the consumer project is an ES module one, and the snippet uses require.
       fs.writeFileSync(path.join(project, 'verifier.cjs'), snippet.replace(readmeJwks, jwksUri).replace('app.listen(3001);\n', drive));
-      const { stdout } = await run(process.execPath, ['verifier.cjs'], { cwd: project, timeout: 15_000, env: { ...process.env, TOKENS: JSON.stringify([es256, eddsa, hs256, '']) } });
+      const { stdout } = await run(process.execPath, ['verifier.cjs'], {
+        cwd: project,
+        timeout: 15_000,
+        env: { ...process.env, TOKENS: JSON.stringify([es256, eddsa, hs256, '']) },
+      });
       const [resolved, answers] = stdout.trim().split('\n') as [string, string];
       expect(fs.realpathSync(resolved)).toBe(fs.realpathSync(path.join(project, 'node_modules', 'koa-jwt-auth-server', 'dist', 'verifier.js')));
       expect(JSON.parse(answers)).toEqual([

@@ -25,11 +25,16 @@ describe('compression: pages, scripts, styles and the docs bundle', () => {
     ['the docs bundle', '/docs/swagger-ui-bundle.js', 'br', path.join(packageDir('swagger-ui-dist'), 'swagger-ui-bundle.js')],
   ])('when %s (%s) is asked for with Accept-Encoding: %s, then it comes back in that encoding, and decodes to the file', async (_what, url, encoding, file) => {
     const t = await makeApp();
-    const res = await t.http().get(url).set('Accept-Encoding', encoding).buffer(true).parse((r, done) => {
-      const chunks: Buffer[] = [];
-      r.on('data', (c: Buffer) => chunks.push(c));
-      r.on('end', () => done(null, Buffer.concat(chunks)));
-    });
+    const res = await t
+      .http()
+      .get(url)
+      .set('Accept-Encoding', encoding)
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => done(null, Buffer.concat(chunks)));
+      });
     expect(res.status).toBe(200);
     expect(res.headers['content-encoding']).toBe(encoding);
     expect(res.headers['vary']).toMatch(/Accept-Encoding/i);
@@ -39,9 +44,19 @@ describe('compression: pages, scripts, styles and the docs bundle', () => {
 
   test('when the client asks for br, gzip and deflate, then the docs bundle comes as br; without Accept-Encoding, as it is', async () => {
     const t = await makeApp();
-    const br = await t.http().get('/docs/swagger-ui-bundle.js').set('Accept-Encoding', EVERY_ENCODING).buffer(true).parse(discard as never);
+    const br = await t
+      .http()
+      .get('/docs/swagger-ui-bundle.js')
+      .set('Accept-Encoding', EVERY_ENCODING)
+      .buffer(true)
+      .parse(discard as never);
     expect(br.headers['content-encoding']).toBe('br');
-    const plain = await t.http().get('/docs/swagger-ui-bundle.js').set('Accept-Encoding', 'identity').buffer(true).parse(discard as never);
+    const plain = await t
+      .http()
+      .get('/docs/swagger-ui-bundle.js')
+      .set('Accept-Encoding', 'identity')
+      .buffer(true)
+      .parse(discard as never);
     expect(plain.headers['content-encoding']).toBeUndefined();
     expect(Number(plain.headers['content-length'])).toBe(fs.statSync(path.join(packageDir('swagger-ui-dist'), 'swagger-ui-bundle.js')).size);
     await t.close();
@@ -72,11 +87,18 @@ describe('compression: never an API answer (BREACH)', () => {
 
     const byBody = await t.http().post('/refresh').set('Accept-Encoding', EVERY_ENCODING).send({ refresh_token: login.body.refresh_token });
     expect([byBody.status, byBody.headers['content-encoding']]).toEqual([200, undefined]);
-    const cookie = ([] as string[]).concat(byBody.headers['set-cookie'] ?? []).find((c) => c.startsWith('refresh_token='))?.split(';')[0] as string;
+    const cookie = ([] as string[])
+      .concat(byBody.headers['set-cookie'] ?? [])
+      .find((c) => c.startsWith('refresh_token='))
+      ?.split(';')[0] as string;
     const byCookie = await t.http().post('/refresh').set('Accept-Encoding', EVERY_ENCODING).set('Cookie', cookie).send({});
     expect([byCookie.status, byCookie.headers['content-encoding']]).toEqual([200, undefined]);
 
-    const me = await t.http().get('/user').set('Accept-Encoding', EVERY_ENCODING).set('Authorization', `Bearer ${byCookie.body.access_token as string}`);
+    const me = await t
+      .http()
+      .get('/user')
+      .set('Accept-Encoding', EVERY_ENCODING)
+      .set('Authorization', `Bearer ${byCookie.body.access_token as string}`);
     expect([me.status, me.headers['content-encoding']]).toEqual([200, undefined]);
 
     const refused = await t.http().post('/login').set('Accept-Encoding', EVERY_ENCODING).send({ name: u.name, password: 'not-the-password' });
@@ -95,7 +117,13 @@ describe('compression: never an API answer (BREACH)', () => {
     const { access } = await t.login(admin.name, admin.password);
 
     // A personal answer with text the client chose (User-Agent) beside it: BREACH's setting.
-    for (let i = 0; i < 4; i += 1) await t.http().post('/login').set('User-Agent', `agent-${i}-${'u'.repeat(400)}`).send({ name: admin.name, password: admin.password }).expect(200);
+    for (let i = 0; i < 4; i += 1)
+      await t
+        .http()
+        .post('/login')
+        .set('User-Agent', `agent-${i}-${'u'.repeat(400)}`)
+        .send({ name: admin.name, password: admin.password })
+        .expect(200);
     const sessions = await t.http().get('/sessions').set('Accept-Encoding', EVERY_ENCODING).set('Authorization', `Bearer ${access}`);
     expect(sessions.status).toBe(200);
     expect(sessions.text.length).toBeGreaterThan(1600);
@@ -113,7 +141,10 @@ describe('compression: never an API answer (BREACH)', () => {
     expect(contract.headers['content-encoding']).toBeUndefined();
 
     // /js/ is a static folder; the file is not there, so the router's 404 problem answers.
-    const missing = await t.http().get(`/js/${'x'.repeat(2000)}.js`).set('Accept-Encoding', EVERY_ENCODING);
+    const missing = await t
+      .http()
+      .get(`/js/${'x'.repeat(2000)}.js`)
+      .set('Accept-Encoding', EVERY_ENCODING);
     expectProblem(missing, 404, 'not_found');
     expect(missing.headers['content-encoding']).toBeUndefined();
     await t.close();

@@ -52,19 +52,15 @@ function validator(schema: unknown): ReturnType<typeof compileSchema> {
 /** The same, as a predicate. */
 function compile(schema: unknown): (v: unknown) => boolean {
   const fn = validator(schema);
-  return (v: unknown) => fn(v) as boolean;
+  return (v: unknown) => fn(v);
 }
 
 // ---- what a generated request is ----
 
-const TOKEN_KINDS = ['none', 'user', 'admin', 'other-secret', 'alg-none', 'expired', 'altered-claims', 'altered-signature', 'not-bearer', 'garbage'] as const;
-type TokenKind = (typeof TOKEN_KINDS)[number];
+type TokenKind = 'none' | 'user' | 'admin' | 'other-secret' | 'alg-none' | 'expired' | 'altered-claims' | 'altered-signature' | 'not-bearer' | 'garbage';
 const VALID_TOKENS: ReadonlySet<TokenKind> = new Set(['user', 'admin']);
 
-type Body =
-  | { mode: 'none' }
-  | { mode: 'json'; value: unknown; contentType: string }
-  | { mode: 'raw'; text: string; contentType: string | undefined };
+type Body = { mode: 'none' } | { mode: 'json'; value: unknown; contentType: string } | { mode: 'raw'; text: string; contentType: string | undefined };
 
 interface Shape {
   /** What was generated: `valid`, or the way it was broken (`body: name too long`). */
@@ -100,7 +96,13 @@ function parametersOf(op: Operation): Param[] {
   const byKey = new Map<string, Param>();
   for (const raw of [...(item['parameters'] ?? []), ...(item[op.method]['parameters'] ?? [])]) {
     const p = resolveRef(doc, raw);
-    const param: Param = { in: p['in'], name: p['name'], required: p['in'] === 'path' || p['required'] === true, schema: p['schema'] ?? {}, check: compile(p['schema'] ?? {}) };
+    const param: Param = {
+      in: p['in'],
+      name: p['name'],
+      required: p['in'] === 'path' || p['required'] === true,
+      schema: p['schema'] ?? {},
+      check: compile(p['schema'] ?? {}),
+    };
     byKey.set(key(param), param);
   }
   return [...byKey.values()];
@@ -125,7 +127,14 @@ const PAGE_PATHS: ReadonlySet<string> = new Set(['/login']);
 
 const METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'];
 
-const WRONG_CONTENT_TYPES = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'text/json', 'application/merge-patch+json'];
+const WRONG_CONTENT_TYPES = [
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/xml',
+  'text/json',
+  'application/merge-patch+json',
+];
 const MALFORMED_JSON = ['{', '{"name":', "{'name':'a'}", '{"a":1,}', 'NaN', 'undefined', '[1,2', '{"a":"\\x"}', '\u0000', 'nul'];
 const isJson = (text: string) => {
   try {
@@ -143,10 +152,14 @@ const isJson = (text: string) => {
 function requestsFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest> {
   const params = parametersOf(op);
   const paramArb = (p: Param): fc.Arbitrary<string> =>
-    keepOnly(valid(doc, p.schema, charsetOf(p)).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))), (v) => p.in !== 'path' || v !== '', `${p.in} ${p.name}`);
+    keepOnly(
+      valid(doc, p.schema, charsetOf(p)).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))),
+      (v) => p.in !== 'path' || v !== '',
+      `${p.in} ${p.name}`,
+    );
   const validParams: fc.Arbitrary<Record<string, string | undefined>> = fc.record(Object.fromEntries(params.map((p) => [key(p), paramArb(p)])), {
     requiredKeys: params.filter((p) => p.required).map(key),
-  }) as fc.Arbitrary<Record<string, string | undefined>>;
+  });
 
   const bodySchema = op.body?.schema;
   const jsonBody = (value: fc.Arbitrary<unknown>, types = ['application/json']) =>
@@ -165,13 +178,19 @@ function requestsFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest
 
   // Broken bodies.
   if (bodySchema) {
-    const bodyMutations: Mutation<Body>[] = invalidObjects(doc, bodySchema, compile).map((m) => ({ label: `body: ${m.label}`, arbitrary: jsonBody(m.arbitrary) }));
+    const bodyMutations: Mutation<Body>[] = invalidObjects(doc, bodySchema, compile).map((m) => ({
+      label: `body: ${m.label}`,
+      arbitrary: jsonBody(m.arbitrary),
+    }));
     const text = valid(doc, bodySchema).map((v) => JSON.stringify(v));
     bodyMutations.push(
       {
         label: 'body: malformed JSON',
         arbitrary: keepOnly(
-          fc.oneof(fc.constantFrom(...MALFORMED_JSON), fc.tuple(text, fc.nat()).map(([s, n]) => s.slice(0, n % Math.max(1, s.length)))),
+          fc.oneof(
+            fc.constantFrom(...MALFORMED_JSON),
+            fc.tuple(text, fc.nat()).map(([s, n]) => s.slice(0, n % Math.max(1, s.length))),
+          ),
           (s) => s !== '' && !isJson(s),
           'malformed JSON',
         ).map((s): Body => ({ mode: 'raw', text: s, contentType: 'application/json' })),
@@ -183,7 +202,9 @@ function requestsFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest
       { label: 'body: no content type', arbitrary: text.map((s): Body => ({ mode: 'raw', text: s, contentType: undefined })) },
       {
         label: 'body: unsupported charset',
-        arbitrary: fc.tuple(text, fc.constantFrom('x-unknown', 'utf-7', 'klingon')).map(([s, cs]): Body => ({ mode: 'raw', text: s, contentType: `application/json; charset=${cs}` })),
+        arbitrary: fc
+          .tuple(text, fc.constantFrom('x-unknown', 'utf-7', 'klingon'))
+          .map(([s, cs]): Body => ({ mode: 'raw', text: s, contentType: `application/json; charset=${cs}` })),
       },
       { label: 'body: none', arbitrary: fc.constant<Body>({ mode: 'none' }) },
       { label: 'body: empty', arbitrary: fc.constant<Body>({ mode: 'raw', text: '', contentType: 'application/json' }) },
@@ -204,8 +225,12 @@ function requestsFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest
   if (!bodySchema) {
     const unexpected = fc.oneof(
       jsonBody(fc.jsonValue({ maxDepth: 2 })),
-      fc.tuple(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...WRONG_CONTENT_TYPES)).map(([v, contentType]): Body => ({ mode: 'raw', text: JSON.stringify(v), contentType })),
-      fc.integer({ min: 1, max: 4_096 }).map((extra): Body => ({ mode: 'raw', text: `{"padding":"${'x'.repeat(bodyLimit + extra)}"}`, contentType: 'application/json' })),
+      fc
+        .tuple(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...WRONG_CONTENT_TYPES))
+        .map(([v, contentType]): Body => ({ mode: 'raw', text: JSON.stringify(v), contentType })),
+      fc
+        .integer({ min: 1, max: 4_096 })
+        .map((extra): Body => ({ mode: 'raw', text: `{"padding":"${'x'.repeat(bodyLimit + extra)}"}`, contentType: 'application/json' })),
     );
     branches.push({ weight: 4, arbitrary: shape('body: where none is taken', validParams, unexpected) });
   }
@@ -229,7 +254,8 @@ function requestsFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest
       paramMutations.push({ label: `${p.in} ${p.name} missing`, arbitrary: validParams.map((ps) => ({ ...ps, [key(p)]: undefined })) });
     }
   }
-  for (const m of paramMutations) branches.push({ weight: Math.max(1, Math.round(12 / paramMutations.length)), arbitrary: shape(m.label, m.arbitrary, validBody) });
+  for (const m of paramMutations)
+    branches.push({ weight: Math.max(1, Math.round(12 / paramMutations.length)), arbitrary: shape(m.label, m.arbitrary, validBody) });
 
   // Methods the path does not have (HEAD comes with GET).
   const item = doc['paths'][op.path] as Node;
@@ -237,7 +263,9 @@ function requestsFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest
   if (wrong.length > 0) {
     branches.push({
       weight: 6,
-      arbitrary: fc.tuple(validParams, fc.constantFrom(...wrong)).map(([ps, method]): Shape => ({ kind: `method ${method}`, method, params: ps, body: { mode: 'none' } })),
+      arbitrary: fc
+        .tuple(validParams, fc.constantFrom(...wrong))
+        .map(([ps, method]): Shape => ({ kind: `method ${method}`, method, params: ps, body: { mode: 'none' } })),
     });
   }
 
@@ -259,7 +287,9 @@ function requestsFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest
   // gets past "no such user" to a login, a refresh, a password change or an ended session.
   const bodyNames = Object.keys(bodySchema ? ((resolveRef(doc, bodySchema)['properties'] ?? {}) as Node) : {});
   const canKnow = [...bodyNames, ...params.map((p) => p.name)].some((n) => KNOWN_FIELDS.has(n));
-  const known = canKnow ? fc.oneof({ withCrossShrink: true }, { weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) : fc.constant(false);
+  const known = canKnow
+    ? fc.oneof({ withCrossShrink: true }, { weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })
+    : fc.constant(false);
   return fc.tuple(fc.oneof(...branches), token, site, known).map(([s, t, si, k]): FuzzRequest => ({ ...s, known: k, token: t, site: si }));
 }
 
@@ -370,7 +400,8 @@ function sender(op: Operation, t: TestApp, pool: ReturnType<typeof accounts>) {
     if (req.known) {
       // Only fields generated valid get the fuzzer's values: a field broken on purpose stays broken.
       const known: Record<string, string> = { name: a.name, password: a.password, current_password: a.password, refresh_token: a.refresh, id: a.sid };
-      for (const p of params) if (values[key(p)] !== undefined && known[p.name] !== undefined && paramIsValid(p, values[key(p)])) values[key(p)] = known[p.name];
+      for (const p of params)
+        if (values[key(p)] !== undefined && known[p.name] !== undefined && paramIsValid(p, values[key(p)])) values[key(p)] = known[p.name];
       if (op.body && body.mode === 'json' && body.value && typeof body.value === 'object' && !Array.isArray(body.value)) {
         const properties = (resolveRef(doc, op.body.schema)['properties'] ?? {}) as Node;
         const v = { ...(body.value as Record<string, unknown>) };
@@ -379,7 +410,9 @@ function sender(op: Operation, t: TestApp, pool: ReturnType<typeof accounts>) {
       }
     }
     let url = op.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(values[`path:${name}`] ?? ''));
-    const query = params.filter((p) => p.in === 'query' && values[key(p)] !== undefined).map((p) => `${encodeURIComponent(p.name)}=${encodeURIComponent(values[key(p)] as string)}`);
+    const query = params
+      .filter((p) => p.in === 'query' && values[key(p)] !== undefined)
+      .map((p) => `${encodeURIComponent(p.name)}=${encodeURIComponent(values[key(p)] as string)}`);
     if (query.length > 0) url += `?${query.join('&')}`;
     const headers: Record<string, string> = {};
     const auth = authorization(req.token, a, t);
@@ -412,7 +445,10 @@ function sender(op: Operation, t: TestApp, pool: ReturnType<typeof accounts>) {
     }
     const shown = Object.entries(headers).map(([k, v]) => `${k}: ${v.length > 80 ? `${v.slice(0, 80)}…` : v}`);
     const bodyShown = text === undefined ? '' : ` body(${text.length}) ${text.length > 240 ? `${text.slice(0, 240)}…` : text}`;
-    return { res, line: `${req.method} ${url} token=${req.token}${req.known ? ' (own values)' : ''}${shown.length ? ` [${shown.join(' | ')}]` : ''}${bodyShown}` };
+    return {
+      res,
+      line: `${req.method} ${url} token=${req.token}${req.known ? ' (own values)' : ''}${shown.length ? ` [${shown.join(' | ')}]` : ''}${bodyShown}`,
+    };
   };
 }
 
@@ -424,7 +460,11 @@ interface Violation {
   detail: string;
 }
 
-const mainType = (res: Response) => String(res.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+const mainType = (res: Response) =>
+  String(res.headers['content-type'] ?? '')
+    .split(';')[0]
+    ?.trim()
+    .toLowerCase() ?? '';
 
 function check(op: Operation, req: FuzzRequest, res: Response): Violation[] {
   const out: Violation[] = [];
@@ -432,9 +472,11 @@ function check(op: Operation, req: FuzzRequest, res: Response): Violation[] {
   const status = res.status;
   const text = res.text ?? '';
   if (status >= 500) out.push({ cls: '5xx', detail: `a ${status}: ${text.slice(0, 300)}` });
-  if (isInvalid(op, req) && status < 300) out.push({ cls: 'accepted a request the contract refuses', detail: `${status} for a request that breaks the contract` });
+  if (isInvalid(op, req) && status < 300)
+    out.push({ cls: 'accepted a request the contract refuses', detail: `${status} for a request that breaks the contract` });
   // A wrong method is answered before the guard (405, or OPTIONS's Allow): not this operation.
-  if (!op.public && !req.kind.startsWith('method ') && !VALID_TOKENS.has(req.token) && status < 300) out.push({ cls: 'answered without a valid token', detail: `${status} with token=${req.token}` });
+  if (!op.public && !req.kind.startsWith('method ') && !VALID_TOKENS.has(req.token) && status < 300)
+    out.push({ cls: 'answered without a valid token', detail: `${status} with token=${req.token}` });
   // OPTIONS belongs to the path, not to an operation: info.description says every path answers
   // it with 204, an Allow header naming the path's methods, and no body.
   if (req.method === 'OPTIONS') {
@@ -450,7 +492,10 @@ function check(op: Operation, req: FuzzRequest, res: Response): Violation[] {
     return out;
   }
   if (!(String(status) in responses)) {
-    out.push({ cls: 'undeclared status', detail: `${status} is not declared (declared: ${Object.keys(responses).join(', ')}); content type ${mainType(res) || 'none'}, body ${text.slice(0, 200) || '(empty)'}` });
+    out.push({
+      cls: 'undeclared status',
+      detail: `${status} is not declared (declared: ${Object.keys(responses).join(', ')}); content type ${mainType(res) || 'none'}, body ${text.slice(0, 200) || '(empty)'}`,
+    });
     return out;
   }
   const declared = resolveRef(doc, responses[String(status)]);
@@ -477,10 +522,17 @@ function check(op: Operation, req: FuzzRequest, res: Response): Violation[] {
   const type = mainType(res);
   const media = Object.entries(content).find(([k]) => k.toLowerCase() === type)?.[1] as Node | undefined;
   if (!media) {
-    out.push({ cls: `content type ${type || 'none'}`, detail: `content type ${type || 'none'}, declared ${Object.keys(content).join(', ')}; body ${text.slice(0, 200) || '(empty)'}` });
+    out.push({
+      cls: `content type ${type || 'none'}`,
+      detail: `content type ${type || 'none'}, declared ${Object.keys(content).join(', ')}; body ${text.slice(0, 200) || '(empty)'}`,
+    });
     return out;
   }
-  if (type === 'application/problem+json' && typeof (res.body as { status?: unknown })?.status === 'number' && (res.body as { status: number }).status !== status) {
+  if (
+    type === 'application/problem+json' &&
+    typeof (res.body as { status?: unknown })?.status === 'number' &&
+    (res.body as { status: number }).status !== status
+  ) {
     out.push({ cls: 'problem status differs', detail: `the problem says status ${(res.body as { status: number }).status}` });
   }
   if (!media['schema']) return out;
@@ -496,7 +548,10 @@ function check(op: Operation, req: FuzzRequest, res: Response): Violation[] {
   const fn = validator(media['schema']);
   if (!fn(parsed)) {
     const first = fn.errors?.[0];
-    out.push({ cls: `body breaks its schema at ${first?.instancePath || '/'} (${first?.keyword ?? '?'})`, detail: `${ajv.errorsText(fn.errors)}: ${text.slice(0, 200)}` });
+    out.push({
+      cls: `body breaks its schema at ${first?.instancePath || '/'} (${first?.keyword ?? '?'})`,
+      detail: `${ajv.errorsText(fn.errors)}: ${text.slice(0, 200)}`,
+    });
   }
   return out;
 }
@@ -528,7 +583,10 @@ interface OperationResult {
 }
 
 const signatureOf = (op: Operation, req: FuzzRequest, status: number, v: Violation[]) =>
-  `${op.id} | ${req.kind} | ${status} | ${v.map((x) => x.cls).sort().join(' + ')}`;
+  `${op.id} | ${req.kind} | ${status} | ${v
+    .map((x) => x.cls)
+    .sort()
+    .join(' + ')}`;
 
 const seedFor = (op: Operation) => {
   let h = SEED | 0;
@@ -567,7 +625,17 @@ async function fuzz(op: Operation): Promise<OperationResult> {
           f.count += 1;
           f.tokens.add(req.token);
         } else {
-          bySignature.set(signature, { signature, kind: req.kind, status: res.status, classes: v.map((x) => x.cls), count: 1, tokens: new Set([req.token]), firstRun: index, example: line, detail: v.map((x) => x.detail).join('; ') });
+          bySignature.set(signature, {
+            signature,
+            kind: req.kind,
+            status: res.status,
+            classes: v.map((x) => x.cls),
+            count: 1,
+            tokens: new Set([req.token]),
+            firstRun: index,
+            example: line,
+            detail: v.map((x) => x.detail).join('; '),
+          });
         }
         return true; // go on: every failure is collected, then each is shrunk below
       }),

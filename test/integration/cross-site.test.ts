@@ -34,19 +34,19 @@ const crossSite: [string, Headers][] = [
   ['an Origin of this host on another port', { Origin: 'http://auth.example:4000' }],
   ['an Origin of this host over the other scheme', { Origin: `https://${HOST}` }],
   ['Origin: null (a sandboxed frame)', { Origin: 'null' }],
-  ['a configured origin\'s look-alike', { Origin: 'https://app.example.evil.example' }],
+  ["a configured origin's look-alike", { Origin: 'https://app.example.evil.example' }],
 ];
 
 const sameSite: [string, Headers][] = [
   ['neither Origin nor Sec-Fetch-Site (curl, a server)', {}],
-  ['this server\'s own Origin', { Origin: OWN }],
-  ['this server\'s own Origin, in another case', { Origin: OWN.toUpperCase() }],
+  ["this server's own Origin", { Origin: OWN }],
+  ["this server's own Origin, in another case", { Origin: OWN.toUpperCase() }],
   ['Sec-Fetch-Site: same-origin and its Origin', { 'Sec-Fetch-Site': 'same-origin', Origin: OWN }],
   ['a CORS_ORIGINS origin', { Origin: 'https://app.example' }],
 ];
 
 describe('POST /refresh with the cookie: cross-site requests', () => {
-  test.each(crossSite)('when it comes with %s, then 403 cross_site_request and the cookie\'s token is not spent', async (_name, headers) => {
+  test.each(crossSite)("when it comes with %s, then 403 cross_site_request and the cookie's token is not spent", async (_name, headers) => {
     const t = await makeApp({ CORS_ORIGINS: 'https://app.example' });
     const u = await t.makeUser({ name: 'ada' });
     const { cookie } = await t.login('ada', u.password);

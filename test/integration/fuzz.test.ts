@@ -70,7 +70,12 @@ function randomJson(r: Rng, depth = 0): unknown {
     case 5:
       return Array.from({ length: r.int(4) }, () => randomJson(r, depth + 1));
     default:
-      return Object.fromEntries(Array.from({ length: r.int(5) }, () => [r.pick(['name', 'password', 'refresh_token', 'current_password', 'new_password', '__proto__', 'constructor', randomString(r, 8)]), randomJson(r, depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: r.int(5) }, () => [
+          r.pick(['name', 'password', 'refresh_token', 'current_password', 'new_password', '__proto__', 'constructor', randomString(r, 8)]),
+          randomJson(r, depth + 1),
+        ]),
+      );
   }
 }
 
@@ -109,7 +114,20 @@ describe('a seeded fuzzer', () => {
       return `${part({ alg: 'none', typ: 'JWT' })}.${part({ sub: 'x', name: 'admin', role: 'admin', sid: 'x', exp: 9_999_999_999 })}.`;
     };
 
-    const pagePaths = ['/', '/login', '/signup', '/index.html', '/js/login.js', '/css/app.css', '/favicon.svg', '/docs/', '/docs', '/openapi.json', '/openapi.yaml', '/vendor/bootstrap/css/bootstrap.min.css'];
+    const pagePaths = [
+      '/',
+      '/login',
+      '/signup',
+      '/index.html',
+      '/js/login.js',
+      '/css/app.css',
+      '/favicon.svg',
+      '/docs/',
+      '/docs',
+      '/openapi.json',
+      '/openapi.yaml',
+      '/vendor/bootstrap/css/bootstrap.min.css',
+    ];
     const nastyPaths = [
       '/js/..%2f..%2fpackage.json',
       '/vendor/bootstrap/..%2f..%2f..%2fpackage.json',
@@ -123,7 +141,8 @@ describe('a seeded fuzzer', () => {
       '/sessions/%2F',
       `/${'a/'.repeat(200)}`,
     ];
-    const sessionIds = () => r.pick(['abc', 'x'.repeat(64), 'y'.repeat(65), encodeURIComponent(randomString(r, 10)) || 'z', '%E0%A4%A', '-_-', '..', user.pair?.sessionId ?? 'none']);
+    const sessionIds = () =>
+      r.pick(['abc', 'x'.repeat(64), 'y'.repeat(65), encodeURIComponent(randomString(r, 10)) || 'z', '%E0%A4%A', '-_-', '..', user.pair?.sessionId ?? 'none']);
 
     async function plan(i: number): Promise<Plan> {
       const headers: Record<string, string> = {};
@@ -171,7 +190,7 @@ describe('a seeded fuzzer', () => {
         notes.push('broken token');
       }
 
-      if (r.chance(0.2)) headers['Cookie'] = `refresh_token=${r.chance(0.5) ? ((await livePair()).refreshToken) : randomHeaderValue(r, 300)}`;
+      if (r.chance(0.2)) headers['Cookie'] = `refresh_token=${r.chance(0.5) ? (await livePair()).refreshToken : randomHeaderValue(r, 300)}`;
       if (r.chance(0.2)) headers['X-Request-Id'] = randomHeaderValue(r, 100);
       if (r.chance(0.1)) headers['X-Forwarded-For'] = randomHeaderValue(r, 40);
       if (r.chance(0.1)) headers['Origin'] = r.pick(['https://evil.example', 'null', randomHeaderValue(r, 30)]);
@@ -251,7 +270,7 @@ describe('a seeded fuzzer', () => {
         if (p.body !== undefined && p.method !== 'HEAD') req = req.send(p.body as string);
         res = await req;
       } catch (error) {
-        throw new Error(`FUZZ_SEED=${SEED} request #${i} ${p.method} ${p.path} (${p.note}) could not be sent: ${String(error)}`);
+        throw new Error(`FUZZ_SEED=${SEED} request #${i} ${p.method} ${p.path} (${p.note}) could not be sent: ${String(error)}`, { cause: error });
       }
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       try {
@@ -273,7 +292,10 @@ describe('a seeded fuzzer', () => {
         }
       } catch (error) {
         const sent = JSON.stringify({ headers: p.headers, body: typeof p.body === 'string' ? p.body.slice(0, 300) : p.body?.toString('hex').slice(0, 300) });
-        throw new Error(`FUZZ_SEED=${SEED} request #${i}: ${p.method} ${p.path} (${p.note}) -> ${res.status}\nsent: ${sent}\ngot: ${String(res.text).slice(0, 500)}\n${(error as Error).message}`);
+        throw new Error(
+          `FUZZ_SEED=${SEED} request #${i}: ${p.method} ${p.path} (${p.note}) -> ${res.status}\nsent: ${sent}\ngot: ${String(res.text).slice(0, 500)}\n${(error as Error).message}`,
+          { cause: error },
+        );
       }
     }
     // The fuzzer must reach past the front door: successes and several kinds of refusal.

@@ -52,29 +52,37 @@ describe('security headers', () => {
 
   test('when API answers and problems are sent, then they carry nosniff and a Referrer-Policy and no X-Powered-By', async () => {
     const t = await makeApp();
-    const answers = [await t.http().get('/healthz'), await t.http().get('/user'), await t.http().get('/nope'), await t.http().post('/login').set('Content-Type', 'application/json').send('{')];
+    const answers = [
+      await t.http().get('/healthz'),
+      await t.http().get('/user'),
+      await t.http().get('/nope'),
+      await t.http().post('/login').set('Content-Type', 'application/json').send('{'),
+    ];
     expect(answers.map((r) => r.status)).toEqual([200, 401, 404, 400]);
     for (const res of answers) expectBaseHeaders(res);
     await t.close();
   });
 
-  test.each(['/', '/login', '/js/api.js', '/vendor/bootstrap/css/bootstrap.min.css', '/docs/'])('when the page or asset %s is fetched, then it carries the rest of helmet\'s headers and no HSTS (TLS is the proxy\'s)', async (url) => {
-    const t = await makeApp();
-    const res = await t.http().get(url);
-    expect(res.status).toBe(200);
-    expect(res.headers).toMatchObject({
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-resource-policy': 'same-origin',
-      'origin-agent-cluster': '?1',
-      'x-dns-prefetch-control': 'off',
-      'x-download-options': 'noopen',
-      'x-permitted-cross-domain-policies': 'none',
-      'x-xss-protection': '0',
-    });
-    expect(res.headers['strict-transport-security']).toBeUndefined();
-    expect(parseCsp(res.headers['content-security-policy']).get('default-src')).toEqual(["'self'"]);
-    await t.close();
-  });
+  test.each(['/', '/login', '/js/api.js', '/vendor/bootstrap/css/bootstrap.min.css', '/docs/'])(
+    "when the page or asset %s is fetched, then it carries the rest of helmet's headers and no HSTS (TLS is the proxy's)",
+    async (url) => {
+      const t = await makeApp();
+      const res = await t.http().get(url);
+      expect(res.status).toBe(200);
+      expect(res.headers).toMatchObject({
+        'cross-origin-opener-policy': 'same-origin',
+        'cross-origin-resource-policy': 'same-origin',
+        'origin-agent-cluster': '?1',
+        'x-dns-prefetch-control': 'off',
+        'x-download-options': 'noopen',
+        'x-permitted-cross-domain-policies': 'none',
+        'x-xss-protection': '0',
+      });
+      expect(res.headers['strict-transport-security']).toBeUndefined();
+      expect(parseCsp(res.headers['content-security-policy']).get('default-src')).toEqual(["'self'"]);
+      await t.close();
+    },
+  );
 
   test('when the API answers (success, problem, unknown path), then it carries the headers OWASP names for API responses and none of the page-only ones', async () => {
     const t = await makeApp();
@@ -95,7 +103,15 @@ describe('security headers', () => {
         ['frame-ancestors', ["'none'"]],
       ]);
       expect(res.headers['cross-origin-resource-policy']).toBe('same-origin');
-      for (const pageOnly of ['cross-origin-opener-policy', 'origin-agent-cluster', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection', 'strict-transport-security']) {
+      for (const pageOnly of [
+        'cross-origin-opener-policy',
+        'origin-agent-cluster',
+        'x-dns-prefetch-control',
+        'x-download-options',
+        'x-permitted-cross-domain-policies',
+        'x-xss-protection',
+        'strict-transport-security',
+      ]) {
         expect([pageOnly, res.headers[pageOnly]]).toEqual([pageOnly, undefined]);
       }
     }
@@ -129,12 +145,7 @@ describe('security headers', () => {
 
 describe('CORS', () => {
   const preflight = (t: Awaited<ReturnType<typeof makeApp>>, origin: string) =>
-    t
-      .http()
-      .options('/login')
-      .set('Origin', origin)
-      .set('Access-Control-Request-Method', 'POST')
-      .set('Access-Control-Request-Headers', 'content-type');
+    t.http().options('/login').set('Origin', origin).set('Access-Control-Request-Method', 'POST').set('Access-Control-Request-Headers', 'content-type');
 
   test('when CORS_ORIGINS is unset, then no origin is allowed, for a preflight or a request', async () => {
     const t = await makeApp();
@@ -161,7 +172,9 @@ describe('CORS', () => {
     expect(res.status).toBe(401);
     expect(res.headers['access-control-allow-origin']).toBe('https://app.example');
     // A cross-origin script may read these, or it could not tell a 429 from a 401.
-    expect(String(res.headers['access-control-expose-headers']).split(',')).toEqual(expect.arrayContaining(['X-Request-Id', 'WWW-Authenticate', 'Retry-After']));
+    expect(String(res.headers['access-control-expose-headers']).split(',')).toEqual(
+      expect.arrayContaining(['X-Request-Id', 'WWW-Authenticate', 'Retry-After']),
+    );
 
     for (const origin of ['https://evil.example', 'https://app.example.evil.example', 'http://app.example', 'null']) {
       const other = await preflight(t, origin);

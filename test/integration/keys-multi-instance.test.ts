@@ -18,7 +18,14 @@ async function subscribers(redis: Redis, channel: string): Promise<number> {
   return Number(reply[1]);
 }
 
-const keyringSettings = { algorithm: 'ES256' as const, rootSecret: TEST_SECRET, accessTokenTtl: 900, clockSkew: 30, publishLeadMs: 600_000, rotationPeriodMs: 0 };
+const keyringSettings = {
+  algorithm: 'ES256' as const,
+  rootSecret: TEST_SECRET,
+  accessTokenTtl: 900,
+  clockSkew: 30,
+  publishLeadMs: 600_000,
+  rotationPeriodMs: 0,
+};
 
 /** Instances of the server over one PostgreSQL database, as behind a load balancer. */
 (ready ? describe : describe.skip)('signing keys shared by several instances over PostgreSQL and Redis', () => {

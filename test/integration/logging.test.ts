@@ -65,7 +65,10 @@ describe('secrets stay out of the logs', () => {
     await t.makeUser({ name: 'judy', password: oldPassword });
 
     const cookieOf = (res: { headers: Record<string, unknown> }) =>
-      ([] as string[]).concat((res.headers['set-cookie'] as string[]) ?? []).map((c) => c.split(';')[0]?.split('=')[1]).find(Boolean);
+      ([] as string[])
+        .concat((res.headers['set-cookie'] as string[]) ?? [])
+        .map((c) => c.split(';')[0]?.split('=')[1])
+        .find(Boolean);
 
     expect((await t.http().post('/login').send({ name: 'judy', password: wrongPassword })).status).toBe(401);
     const login = await t.http().post('/login').set('User-Agent', 'logging-test').send({ name: 'judy', password: oldPassword });
@@ -85,26 +88,56 @@ describe('secrets stay out of the logs', () => {
     const auth = `Bearer ${second.body.access_token as string}`;
     expect((await t.http().get('/user').set('Authorization', auth)).status).toBe(200);
     // A token in the query string (clients do that) must not reach the log through the path.
-    expect((await t.http().get(`/user?access_token=${second.body.access_token as string}`).set('Authorization', auth)).status).toBe(200);
-    expect((await t.http().get('/user').set('Authorization', `Bearer ${second.body.access_token as string}x`)).status).toBe(401);
-    expect((await t.http().put('/user/password').set('Authorization', auth).send({ current_password: wrongPassword, new_password: newPassword })).status).toBe(403);
-    expect((await t.http().put('/user/password').set('Authorization', auth).send({ current_password: oldPassword, new_password: newPassword })).status).toBe(204);
+    expect(
+      (
+        await t
+          .http()
+          .get(`/user?access_token=${second.body.access_token as string}`)
+          .set('Authorization', auth)
+      ).status,
+    ).toBe(200);
+    expect(
+      (
+        await t
+          .http()
+          .get('/user')
+          .set('Authorization', `Bearer ${second.body.access_token as string}x`)
+      ).status,
+    ).toBe(401);
+    expect((await t.http().put('/user/password').set('Authorization', auth).send({ current_password: wrongPassword, new_password: newPassword })).status).toBe(
+      403,
+    );
+    expect((await t.http().put('/user/password').set('Authorization', auth).send({ current_password: oldPassword, new_password: newPassword })).status).toBe(
+      204,
+    );
 
     const third = await t.http().post('/login').send({ name: 'judy', password: newPassword });
     keep(third.body.access_token, third.body.refresh_token);
-    const logout = await t.http().post('/logout').set('Authorization', `Bearer ${third.body.access_token as string}`).set('Cookie', `refresh_token=${third.body.refresh_token as string}`);
+    const logout = await t
+      .http()
+      .post('/logout')
+      .set('Authorization', `Bearer ${third.body.access_token as string}`)
+      .set('Cookie', `refresh_token=${third.body.refresh_token as string}`);
     expect(logout.status).toBe(204);
 
     expect((await t.http().post('/users').send({ name: 'mallory', password: signupPassword })).status).toBe(201);
     expect((await t.http().post('/users').send({ name: 'mallory', password: signupPassword })).status).toBe(409);
 
     const text = t.logs.text();
-    const events = t.logs.lines().map((l) => l['event']).filter(Boolean);
+    const events = t.logs
+      .lines()
+      .map((l) => l['event'])
+      .filter(Boolean);
     // The scan means something only if the flows were logged.
     expect(events).toEqual(expect.arrayContaining(['login', 'refresh_token_reused', 'password_changed', 'signup']));
     expect(t.logs.lines().filter((l) => l['msg'] === 'request')).toHaveLength(14);
     // Every line a service logged during a request carries that request's id.
-    const requestIds = new Set(t.logs.lines().filter((l) => l['msg'] === 'request').map((l) => l['reqId']));
+    const requestIds = new Set(
+      t.logs
+        .lines()
+        .filter((l) => l['msg'] === 'request')
+        .map((l) => l['reqId']),
+    );
     const eventLines = t.logs.lines().filter((l) => l['event']);
     expect(eventLines.length).toBeGreaterThanOrEqual(7);
     for (const line of eventLines) expect([line['event'], requestIds.has(line['reqId'])]).toEqual([line['event'], true]);
@@ -216,7 +249,12 @@ describe('request log levels', () => {
     await t.http().get('/login').expect(200);
     await t.http().get('/vendor/bootstrap/css/bootstrap.min.css').expect(200);
     await t.http().get('/healthz').expect(200);
-    expect(t.logs.lines().filter((l) => l['msg'] === 'request').map((l) => l['path'])).toEqual(['/healthz']);
+    expect(
+      t.logs
+        .lines()
+        .filter((l) => l['msg'] === 'request')
+        .map((l) => l['path']),
+    ).toEqual(['/healthz']);
     await t.close();
   });
 });

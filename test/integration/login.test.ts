@@ -29,7 +29,10 @@ describe('POST /login', () => {
     const t = await makeApp();
     const u = await t.makeUser({ name: 'bob' });
     const unknown = await t.http().post('/login').send({ name: 'nobody', password: u.password });
-    const wrong = await t.http().post('/login').send({ name: 'bob', password: `${u.password}x` });
+    const wrong = await t
+      .http()
+      .post('/login')
+      .send({ name: 'bob', password: `${u.password}x` });
     for (const res of [unknown, wrong]) {
       expectContract(res, 'POST', '/login');
       expect(res.status).toBe(401);
@@ -174,19 +177,34 @@ describe('POST /login: the cookie flow of the pages', () => {
     expect(Object.keys(res.body).sort()).toEqual(['access_token', 'expires_in', 'token_type']);
     const cookie = setCookie(res) as string;
     expect(cookie).toMatch(/^refresh_token=[\w-]{40,};.*httponly/i);
-    const refreshed = expectContract(await t.http().post('/refresh').set('Cookie', cookie.split(';')[0] as string).send({}), 'POST', '/refresh');
+    const refreshed = expectContract(
+      await t
+        .http()
+        .post('/refresh')
+        .set('Cookie', cookie.split(';')[0] as string)
+        .send({}),
+      'POST',
+      '/refresh',
+    );
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.refresh_token).toBeUndefined();
     await t.close();
   });
 
   test.each([
-    ['leaves refresh_token_in out (the README\'s curl, API clients)', {}],
+    ["leaves refresh_token_in out (the README's curl, API clients)", {}],
     ['says refresh_token_in: body', { refresh_token_in: 'body' }],
   ])('when the login %s, then the refresh token is in the JSON and in the cookie', async (_name, extra) => {
     const t = await makeApp();
     const u = await t.makeUser({ name: 'dora' });
-    const res = expectContract(await t.http().post('/login').send({ name: 'dora', password: u.password, ...extra }), 'POST', '/login');
+    const res = expectContract(
+      await t
+        .http()
+        .post('/login')
+        .send({ name: 'dora', password: u.password, ...extra }),
+      'POST',
+      '/login',
+    );
     expect(res.status).toBe(200);
     expect(res.body.refresh_token).toMatch(/^[\w-]{40,}$/);
     expect(setCookie(res)?.split(';')[0]).toBe(`refresh_token=${res.body.refresh_token}`);

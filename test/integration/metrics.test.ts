@@ -4,7 +4,6 @@ import { metricsEndpoint } from '../../src/http/metrics-endpoint';
 import { createLogger } from '../../src/http/request-log';
 import { createMetrics, type Metrics } from '../../src/services/metrics';
 import { openStore } from '../../src/store/open-store';
-import type { Store } from '../../src/store/store';
 import { expectProblem } from '../support/expect-problem';
 import { makeApp, TEST_SECRET, testPasswords } from '../support/make-app';
 import { freePort, startServer, tempDir } from '../support/server-process';
@@ -17,7 +16,9 @@ async function value(metrics: Metrics, name: string, labels: Record<string, stri
   if (metric === undefined) throw new Error(`no metric ${name}`);
   const { values } = await metric.get();
   const match = values.find(
-    (v) => ((v as { metricName?: string }).metricName ?? name) === name && Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+    (v) =>
+      ((v as { metricName?: string }).metricName ?? name) === name &&
+      Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
   );
   return match?.value ?? 0;
 }
@@ -115,7 +116,7 @@ describe('metrics: what the services count', () => {
           return (v as (...a: unknown[]) => unknown).apply(target, args);
         };
       },
-    }) as Store;
+    });
     const t = await makeApp({}, { metrics, store: counting });
     const { health } = t.app.services;
     health.set('store', 'up');
@@ -151,9 +152,17 @@ describe('metrics: what the services count', () => {
     for (const seconds of [0.0005, 0.001, 0.003, 0.2, 42]) metrics.request('getUser', 200, seconds);
     metrics.request('login', 401, 0.05);
     const text = await metrics.render();
-    const bucket = (op: string, le: string) => Number(new RegExp(`^auth_http_request_duration_seconds_bucket\\{operation="${op}",le="${le.replace('+', '\\+')}"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    const bucket = (op: string, le: string) =>
+      Number(new RegExp(`^auth_http_request_duration_seconds_bucket\\{operation="${op}",le="${le.replace('+', '\\+')}"\\} (\\S+)$`, 'm').exec(text)?.[1]);
     // le is "less than or equal": 0.001 falls in its own bucket.
-    expect([bucket('getUser', '0.001'), bucket('getUser', '0.0025'), bucket('getUser', '0.005'), bucket('getUser', '0.25'), bucket('getUser', '10'), bucket('getUser', '+Inf')]).toEqual([2, 2, 3, 4, 4, 5]);
+    expect([
+      bucket('getUser', '0.001'),
+      bucket('getUser', '0.0025'),
+      bucket('getUser', '0.005'),
+      bucket('getUser', '0.25'),
+      bucket('getUser', '10'),
+      bucket('getUser', '+Inf'),
+    ]).toEqual([2, 2, 3, 4, 4, 5]);
     expect(text).toMatch(/^auth_http_request_duration_seconds_count\{operation="getUser"\} 5$/m);
     expect(text).toMatch(/^auth_http_request_duration_seconds_sum\{operation="getUser"\} 42\.2045$/m);
     expect(bucket('login', '0.025')).toBe(0);
@@ -162,7 +171,7 @@ describe('metrics: what the services count', () => {
     expect(text).toMatch(/^auth_http_requests_total\{operation="getUser",status="200"\} 5$/m);
   });
 
-  test('when two apps in one process each have metrics (process metrics too), then neither sees the other\'s counts', async () => {
+  test("when two apps in one process each have metrics (process metrics too), then neither sees the other's counts", async () => {
     const a = createMetrics({ defaultMetrics: true });
     const b = createMetrics({ defaultMetrics: true });
     const ta = await makeApp({}, { metrics: a });

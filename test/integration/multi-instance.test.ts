@@ -45,8 +45,7 @@ async function subscribers(redis: Redis, channel: string): Promise<number> {
     return t;
   }
 
-  const getUser = async (t: TestApp, token: string) =>
-    expectContract(await t.http().get('/user').set('Authorization', `Bearer ${token}`), 'GET', '/user');
+  const getUser = async (t: TestApp, token: string) => expectContract(await t.http().get('/user').set('Authorization', `Bearer ${token}`), 'GET', '/user');
 
   async function waitFor401(t: TestApp, token: string, boundMs: number): Promise<number> {
     const start = Date.now();

@@ -16,7 +16,7 @@ interface Backend {
   name: string;
   up: boolean;
   /** A new database: its URL and a clean-up. */
-  create(): Promise<{ url: string; cleanup(): Promise<void> }>;
+  create(): Promise<{ url: string; cleanup: () => Promise<void> }>;
   /** A kysely handle of its own on the database at `url`. */
   connect(url: string): Kysely<any>;
 }
@@ -85,9 +85,25 @@ describe.each(backends)('the name skeleton migration on $name', (backend) => {
         expect((await store.findUserByNameKey('\u0430dmin'))?.id).toBe('u-cyr');
 
         // The skeleton held by the oldest still turns new look-alikes away.
-        const lookAlike = { id: 'u-new', name: 'ádmin', nameKey: 'ádmin', nameSkeleton: nameSkeleton('ádmin'), passwordHash: 'h', role: 'user' as const, now: T0 + 600_000 };
+        const lookAlike = {
+          id: 'u-new',
+          name: 'ádmin',
+          nameKey: 'ádmin',
+          nameSkeleton: nameSkeleton('ádmin'),
+          passwordHash: 'h',
+          role: 'user' as const,
+          now: T0 + 600_000,
+        };
         await expect(store.createUser(lookAlike)).rejects.toEqual(expect.objectContaining({ code: 'name_taken' }));
-        const other = { id: 'u-new', name: 'carol', nameKey: 'carol', nameSkeleton: nameSkeleton('carol'), passwordHash: 'h', role: 'user' as const, now: T0 + 600_000 };
+        const other = {
+          id: 'u-new',
+          name: 'carol',
+          nameKey: 'carol',
+          nameSkeleton: nameSkeleton('carol'),
+          passwordHash: 'h',
+          role: 'user' as const,
+          now: T0 + 600_000,
+        };
         await expect(store.createUser(other)).resolves.toMatchObject({ name: 'carol' });
       } finally {
         await store?.close();

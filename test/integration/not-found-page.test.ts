@@ -16,15 +16,15 @@ afterAll(async () => {
   await t.close();
 });
 
-const csp = (res: { headers: Record<string, unknown> }) => String(res.headers['content-security-policy'] ?? '');
-const vary = (res: { headers: Record<string, unknown> }) => String(res.headers['vary'] ?? '').split(/\s*,\s*/).map((v) => v.toLowerCase());
+const csp = (res: { headers: Record<string, string | undefined> }) => res.headers['content-security-policy'] ?? '';
+const vary = (res: { headers: Record<string, string | undefined> }) => (res.headers['vary'] ?? '').split(/\s*,\s*/).map((v) => v.toLowerCase());
 
 describe('a path that is not there', () => {
   test.each([
     ['a browser navigating', BROWSER_ACCEPT],
     ['a client that lists HTML before JSON at the same weight', 'text/html, application/json'],
     ['a client that asks for HTML only', 'text/html'],
-  ])('when %s asks for it, then 404 with the HTML page, the pages\' CSP and Vary: Accept', async (_who, accept) => {
+  ])("when %s asks for it, then 404 with the HTML page, the pages' CSP and Vary: Accept", async (_who, accept) => {
     for (const url of ['/nope', '/a/deeper/path', '/js/missing.js', '/vendor/bootstrap/package.json']) {
       const res = await t.http().get(url).set('Accept', accept);
       expect([url, res.status, res.headers['content-type']]).toEqual([url, 404, 'text/html; charset=utf-8']);
@@ -41,7 +41,7 @@ describe('a path that is not there', () => {
     ['no Accept', undefined],
     ['Accept: */* (curl)', '*/*'],
     ['Accept: application/json', 'application/json'],
-    ['the pages\' fetch Accept', 'application/json, application/problem+json'],
+    ["the pages' fetch Accept", 'application/json, application/problem+json'],
     ['HTML at a lower weight than JSON', 'text/html;q=0.5, application/json'],
     ['JSON before HTML at the same weight', 'application/json, text/html'],
   ])('when a client sends %s, then 404 not_found problem+json, with Vary: Accept', async (_who, accept) => {
@@ -75,7 +75,7 @@ describe('a path that is not there', () => {
     expectProblem(res, 405, 'method_not_allowed');
   });
 
-  test("when an operation answers 404 itself (an unknown session), then its problem, whatever the Accept", async () => {
+  test('when an operation answers 404 itself (an unknown session), then its problem, whatever the Accept', async () => {
     const user = await t.makeUser();
     const { access } = await t.login(user.name, user.password);
     const res = await t.http().delete('/sessions/AAAAAAAAAAAAAAAAAAAAAA').set('Authorization', `Bearer ${access}`).set('Accept', BROWSER_ACCEPT);

@@ -40,11 +40,14 @@ describe('OPTIONS', () => {
     expect(allowOf(res.headers['allow'])).toEqual(['GET', 'HEAD']);
   });
 
-  test.each(['/nope', '/sessions/abc/extra', '/user/passwords'])('when OPTIONS %s (an unknown path) is asked for, then 404 not_found problem+json', async (path) => {
-    const res = await t.http().options(path);
-    expectProblem(res, 404, 'not_found');
-    expect(res.headers['allow']).toBeUndefined();
-  });
+  test.each(['/nope', '/sessions/abc/extra', '/user/passwords'])(
+    'when OPTIONS %s (an unknown path) is asked for, then 404 not_found problem+json',
+    async (path) => {
+      const res = await t.http().options(path);
+      expectProblem(res, 404, 'not_found');
+      expect(res.headers['allow']).toBeUndefined();
+    },
+  );
 });
 
 describe('OPTIONS with CORS_ORIGINS set', () => {

@@ -54,7 +54,16 @@ describePg('the store over PostgreSQL', () => {
     const s = await t.login(u.name, u.password);
     const sid = (jwt.decode(s.access) as jwt.JwtPayload)['sid'];
     const session = await store.findSession(sid);
-    expect(session).toEqual({ id: sid, userId: u.id, createdAt: t.clock.now(), lastUsedAt: t.clock.now(), expiresAt: t.clock.now() + t.config.sessionMaxAge * 1000, userAgent: null, address: expect.any(String), revokedAt: null });
+    expect(session).toEqual({
+      id: sid,
+      userId: u.id,
+      createdAt: t.clock.now(),
+      lastUsedAt: t.clock.now(),
+      expiresAt: t.clock.now() + t.config.sessionMaxAge * 1000,
+      userAgent: null,
+      address: expect.any(String),
+      revokedAt: null,
+    });
     const tables = await raw.query("select table_name from information_schema.tables where table_schema = 'public' order by table_name");
     expect(tables.rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(['audit_events', 'refresh_tokens', 'sessions', 'users']));
     // The login's event, with numbers as numbers and the details as they were written.
@@ -84,7 +93,7 @@ describePg('the store over PostgreSQL', () => {
       const tokens = new Set(results.map((r) => r.body.refresh_token as string));
       expect([round, tokens.size]).toEqual([round, 1]);
       token = [...tokens][0] as string;
-      for (const r of results) expect((await getUser(t, (r as Response).body.access_token)).status).toBe(200);
+      for (const r of results) expect((await getUser(t, r.body.access_token)).status).toBe(200);
       t.clock.advance(1_000);
     }
     expect((await refresh(t, token)).status).toBe(200);
@@ -97,7 +106,9 @@ describePg('the store over PostgreSQL', () => {
     const s = await t.login(u.name, u.password);
     const now = t.clock.now();
     const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => store.rotateRefreshToken(hashToken(s.refresh), { tokenHash: hashToken(`next-${i}-${s.refresh}`), parentHash: null, expiresAt: now + 60_000 }, now)),
+      Array.from({ length: 8 }, (_, i) =>
+        store.rotateRefreshToken(hashToken(s.refresh), { tokenHash: hashToken(`next-${i}-${s.refresh}`), parentHash: null, expiresAt: now + 60_000 }, now),
+      ),
     );
     expect(results.filter((r) => r.outcome === 'rotated')).toHaveLength(1);
     expect(results.filter((r) => r.outcome === 'reused')).toHaveLength(7);
@@ -135,7 +146,11 @@ describePg('the store over PostgreSQL', () => {
       await logout.query('begin');
       await logout.query("update sessions set revoked_at = $1, revoke_reason = 'logout' where id = $2", [t.clock.now(), sid]);
       const now = t.clock.now();
-      const rotation = store.rotateRefreshToken(hashToken(s.refresh), { tokenHash: hashToken(`next-${s.refresh}`), parentHash: null, expiresAt: now + 60_000 }, now);
+      const rotation = store.rotateRefreshToken(
+        hashToken(s.refresh),
+        { tokenHash: hashToken(`next-${s.refresh}`), parentHash: null, expiresAt: now + 60_000 },
+        now,
+      );
       // Let the rotation read the session (still active to it) and block on the row.
       await waitForLockWait(sid);
       await logout.query('commit');
@@ -192,7 +207,11 @@ describePg('the store over PostgreSQL', () => {
     const a = await t.login(u.name, u.password);
     const b = await t.login(u.name, u.password);
     const before = t.clock.now();
-    const res = await t.http().put('/user/password').set('Authorization', `Bearer ${a.access}`).send({ current_password: u.password, new_password: 'another-long-password' });
+    const res = await t
+      .http()
+      .put('/user/password')
+      .set('Authorization', `Bearer ${a.access}`)
+      .send({ current_password: u.password, new_password: 'another-long-password' });
     expect(expectContract(res, 'PUT', '/user/password').status).toBe(204);
     const sids = [a, b].map((s) => (jwt.decode(s.access) as jwt.JwtPayload)['sid']);
     const revoked = (await store.revocationsAfter(undefined, before)).revocations.map((r) => r.sessionId);

@@ -34,7 +34,13 @@ describe('brute-force protection on POST /login', () => {
   test('when one name fails LOGIN_RATE_NAME times from one address, then even the right password gets 429 there, and other names do not', async () => {
     const t = await makeApp({ LOGIN_RATE_NAME: '3', LOGIN_RATE_IP: '100' });
     const u = await t.makeUser({ name: 'alice' });
-    for (let i = 0; i < 3; i++) expectWrongPassword(await t.http().post('/login').send({ name: 'alice', password: `wrong-${i}` }));
+    for (let i = 0; i < 3; i++)
+      expectWrongPassword(
+        await t
+          .http()
+          .post('/login')
+          .send({ name: 'alice', password: `wrong-${i}` }),
+      );
     expectLimited(await t.http().post('/login').send({ name: 'alice', password: u.password }), 900);
     // The count is per name, whatever its case or Unicode form.
     expectLimited(await t.http().post('/login').send({ name: 'ALICE', password: u.password }), 900);
@@ -45,7 +51,13 @@ describe('brute-force protection on POST /login', () => {
   test('when one address fails LOGIN_RATE_IP times across names, then every login from it gets 429', async () => {
     const t = await makeApp({ LOGIN_RATE_NAME: '100', LOGIN_RATE_IP: '4' });
     const u = await t.makeUser({ name: 'carol' });
-    for (let i = 0; i < 4; i++) expectWrongPassword(await t.http().post('/login').send({ name: `guess${i}`, password: 'wrong' }));
+    for (let i = 0; i < 4; i++)
+      expectWrongPassword(
+        await t
+          .http()
+          .post('/login')
+          .send({ name: `guess${i}`, password: 'wrong' }),
+      );
     expectLimited(await t.http().post('/login').send({ name: 'guess-new', password: 'wrong' }), 900);
     expectLimited(await t.http().post('/login').send({ name: 'carol', password: u.password }), 900);
     await t.close();
@@ -92,7 +104,13 @@ describe('brute-force protection on POST /login', () => {
   test('when TRUST_PROXY is unset, then X-Forwarded-For is ignored and failures count on the socket address', async () => {
     const t = await makeApp({ LOGIN_RATE_NAME: '100', LOGIN_RATE_IP: '3' });
     for (let i = 0; i < 3; i++) {
-      expectWrongPassword(await t.http().post('/login').set('X-Forwarded-For', `10.0.0.${i}`).send({ name: `n${i}`, password: 'wrong' }));
+      expectWrongPassword(
+        await t
+          .http()
+          .post('/login')
+          .set('X-Forwarded-For', `10.0.0.${i}`)
+          .send({ name: `n${i}`, password: 'wrong' }),
+      );
     }
     expectLimited(await t.http().post('/login').set('X-Forwarded-For', '10.0.0.99').send({ name: 'n99', password: 'wrong' }), 900);
     await t.close();
@@ -119,7 +137,10 @@ describe('brute-force protection on POST /login', () => {
   test('when one address signs up LOGIN_RATE_IP times, then further sign-ups from it get 429', async () => {
     const t = await makeApp({ ALLOW_SIGNUP: 'true', LOGIN_RATE_IP: '2' });
     for (let i = 0; i < 2; i++) {
-      const res = await t.http().post('/users').send({ name: `signer${i}`, password: 'a-long-enough-password' });
+      const res = await t
+        .http()
+        .post('/users')
+        .send({ name: `signer${i}`, password: 'a-long-enough-password' });
       expectContract(res, 'POST', '/users');
       expect(res.status).toBe(201);
     }
@@ -143,7 +164,7 @@ describe('the Redis limiter', () => {
     } catch (error) {
       client.disconnect();
       const why = `Redis at ${REDIS_URL} is not reachable (${(error as Error).message})`;
-      if (process.env['CI'] === 'true') throw new Error(why);
+      if (process.env['CI'] === 'true') throw new Error(why, { cause: error });
       console.warn(`${why}: skipping the Redis limiter tests`);
     }
   });

@@ -76,10 +76,17 @@ async function until(check: () => boolean | Promise<boolean>, boundMs: number): 
     const env = { PATH: process.env['PATH'] ?? '', DATA_DIR: dir, DATABASE_URL: `sqlite:${path.join(dir, 'auth.db')}`, REDIS_URL };
     // A user with a session: made through the store as the server would.
     const store = await openStore(env.DATABASE_URL);
-    const admin = createUserAdmin({ store, passwords: await createPasswords({ memoryCost: 19_456, timeCost: 2, parallelism: 1 }), clock: { now: () => Date.now() } });
+    const admin = createUserAdmin({
+      store,
+      passwords: await createPasswords({ memoryCost: 19_456, timeCost: 2, parallelism: 1 }),
+      clock: { now: () => Date.now() },
+    });
     const user = await admin.addUser(`cli-${randomBytes(3).toString('hex')}`, 'cli-user-password', 'user');
     const sid = `s-${randomBytes(6).toString('hex')}`;
-    await store.createSession({ id: sid, userId: user.id, createdAt: Date.now(), lastUsedAt: Date.now(), expiresAt: Date.now() + 86_400_000, userAgent: null }, { tokenHash: hashToken(sid), parentHash: null, expiresAt: Date.now() + 3_600_000 });
+    await store.createSession(
+      { id: sid, userId: user.id, createdAt: Date.now(), lastUsedAt: Date.now(), expiresAt: Date.now() + 86_400_000, userAgent: null },
+      { tokenHash: hashToken(sid), parentHash: null, expiresAt: Date.now() + 3_600_000 },
+    );
     await store.close();
 
     const code = await new Promise<number | null>((resolve) => {

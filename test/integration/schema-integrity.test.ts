@@ -17,7 +17,7 @@ interface Backend {
   name: string;
   up: boolean;
   /** A database, its URL, a kysely handle on it, and a clean-up. */
-  open(): Promise<{ url: string; db: Kysely<any>; cleanup(): Promise<void> }>;
+  open(): Promise<{ url: string; db: Kysely<any>; cleanup: () => Promise<void> }>;
 }
 
 const backends: Backend[] = [
@@ -71,14 +71,28 @@ describe.each(backends)('the integrity migration on $name', (backend) => {
         // The schema as the previous release left it, with the data it allowed.
         const { error } = await new Migrator({ db, provider: migrationProvider }).migrateTo('0002_sessions');
         expect(error).toBeUndefined();
-        await db.insertInto('users').values([user('u1'), user('u2')]).execute();
+        await db
+          .insertInto('users')
+          .values([user('u1'), user('u2')])
+          .execute();
         await db
           .insertInto('sessions')
-          .values([session('live', 'u1', null), session('ended', 'u1', T0 + 1), session('gone-revoked', 'deleted-user', T0 + 2), session('gone-live', 'deleted-user', null)])
+          .values([
+            session('live', 'u1', null),
+            session('ended', 'u1', T0 + 1),
+            session('gone-revoked', 'deleted-user', T0 + 2),
+            session('gone-live', 'deleted-user', null),
+          ])
           .execute();
         await db
           .insertInto('refresh_tokens')
-          .values([token('t-live', 'live'), token('t-ended', 'ended'), token('t-gone', 'gone-revoked'), token('t-gone-2', 'gone-live'), token('t-lost', 'no-such-session')])
+          .values([
+            token('t-live', 'live'),
+            token('t-ended', 'ended'),
+            token('t-gone', 'gone-revoked'),
+            token('t-gone-2', 'gone-live'),
+            token('t-lost', 'no-such-session'),
+          ])
           .execute();
         await db.destroy();
 
@@ -96,16 +110,39 @@ describe.each(backends)('the integrity migration on $name', (backend) => {
 
         // What the schema now refuses by itself, whatever the application code does.
         const refusals: [string, () => Promise<unknown>][] = [
-          ['a session of no user', () => store!.createSession({ id: 's-x', userId: 'nobody', createdAt: T0, lastUsedAt: T0, expiresAt: T0 + DAY, userAgent: null }, { tokenHash: hashToken('x'), parentHash: null, expiresAt: T0 + DAY })],
+          [
+            'a session of no user',
+            () =>
+              store!.createSession(
+                { id: 's-x', userId: 'nobody', createdAt: T0, lastUsedAt: T0, expiresAt: T0 + DAY, userAgent: null },
+                { tokenHash: hashToken('x'), parentHash: null, expiresAt: T0 + DAY },
+              ),
+          ],
           ['a second child of one refresh token', () => rawInsertToken(url, token('t-child-2', 'live', 't-live'), token('t-child-3', 'live', 't-live'))],
-          ['an unknown role', () => rawExec(url, `insert into users (id, name, name_key, password_hash, role, disabled, created_at, updated_at) values ('u9', 'u9', 'u9', 'h', 'root', 0, ${T0}, ${T0})`)],
+          [
+            'an unknown role',
+            () =>
+              rawExec(
+                url,
+                `insert into users (id, name, name_key, password_hash, role, disabled, created_at, updated_at) values ('u9', 'u9', 'u9', 'h', 'root', 0, ${T0}, ${T0})`,
+              ),
+          ],
           ['a disabled flag of 2', () => rawExec(url, `update users set disabled = 2 where id = 'u2'`)],
-          ['a token hash that is not SHA-256 hex', () => rawExec(url, `insert into refresh_tokens (token_hash, session_id, created_at, expires_at) values ('short', 'live', ${T0}, ${T0 + DAY})`)],
+          [
+            'a token hash that is not SHA-256 hex',
+            () => rawExec(url, `insert into refresh_tokens (token_hash, session_id, created_at, expires_at) values ('short', 'live', ${T0}, ${T0 + DAY})`),
+          ],
           ['a session that ends before it starts', () => rawExec(url, `update sessions set expires_at = created_at - 1 where id = 'live'`)],
           ['a revocation without a reason', () => rawExec(url, `update sessions set revoked_at = ${T0} where id = 'live'`)],
         ];
         const outcomes: string[] = [];
-        for (const [name, act] of refusals) outcomes.push(await act().then(() => `${name}: accepted`, (e: Error) => `${name}: ${e.message ? 'refused' : 'refused?'}`));
+        for (const [name, act] of refusals)
+          outcomes.push(
+            await act().then(
+              () => `${name}: accepted`,
+              (e: Error) => `${name}: ${e.message ? 'refused' : 'refused?'}`,
+            ),
+          );
         expect(outcomes).toEqual(refusals.map(([name]) => `${name}: refused`));
 
         // Deleting a user takes its sessions and their tokens with it (the log keeps the revocations).

@@ -130,7 +130,9 @@ describe('POST /login: what the tokens are', () => {
       expect(sealed).not.toContain(res.body.refresh_token);
       expect(openChildToken(first.refresh, sealed)).toBe(res.body.refresh_token);
       expect(openChildToken(res.body.refresh_token, sealed)).toBeUndefined();
-      expect(db.prepare('select id, last_used_at, revoked_at from sessions').all()).toEqual([{ id: sid, last_used_at: loginAt + 60 * SECOND, revoked_at: null }]);
+      expect(db.prepare('select id, last_used_at, revoked_at from sessions').all()).toEqual([
+        { id: sid, last_used_at: loginAt + 60 * SECOND, revoked_at: null },
+      ]);
     } finally {
       db.close();
     }
@@ -207,7 +209,12 @@ describe('POST /refresh', () => {
     const res = await refreshByBody(t, first.refresh);
     expect(res.status).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
-    expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: t.config.accessTokenTtl, refresh_token: expect.any(String) });
+    expect(res.body).toEqual({
+      access_token: expect.any(String),
+      token_type: 'Bearer',
+      expires_in: t.config.accessTokenTtl,
+      refresh_token: expect.any(String),
+    });
     expect(res.body.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(res.body.refresh_token).not.toBe(first.refresh);
     expect(res.body.access_token).not.toBe(first.access);
@@ -572,11 +579,7 @@ describe('GET /sessions and DELETE /sessions/{id}', () => {
     const target = listed.find((s) => !s.current);
     expect(target).toBeDefined();
 
-    const res = expectContract(
-      await t.http().delete(`/sessions/${target?.id}`).set('Authorization', `Bearer ${mine.access}`),
-      'DELETE',
-      '/sessions/{id}',
-    );
+    const res = expectContract(await t.http().delete(`/sessions/${target?.id}`).set('Authorization', `Bearer ${mine.access}`), 'DELETE', '/sessions/{id}');
     expect(res.status).toBe(204);
     expect(res.text).toBe('');
     expect401(await getUser(t, lost.access), 'invalid_token');
@@ -586,11 +589,7 @@ describe('GET /sessions and DELETE /sessions/{id}', () => {
     expect((await refreshByBody(t, mine.refresh)).status).toBe(200);
 
     // Ending it twice: it is no longer an active session.
-    const twice = expectContract(
-      await t.http().delete(`/sessions/${target?.id}`).set('Authorization', `Bearer ${mine.access}`),
-      'DELETE',
-      '/sessions/{id}',
-    );
+    const twice = expectContract(await t.http().delete(`/sessions/${target?.id}`).set('Authorization', `Bearer ${mine.access}`), 'DELETE', '/sessions/{id}');
     expect([twice.status, twice.body.code]).toEqual([404, 'session_not_found']);
     await t.close();
   });
@@ -627,7 +626,14 @@ describe('GET /sessions and DELETE /sessions/{id}', () => {
     const t = await makeApp();
     const u = await t.makeUser({ name: 'val' });
     const s = await t.login('val', u.password);
-    const res = expectContract(await t.http().delete(`/sessions/${'x'.repeat(65)}`).set('Authorization', `Bearer ${s.access}`), 'DELETE', '/sessions/{id}');
+    const res = expectContract(
+      await t
+        .http()
+        .delete(`/sessions/${'x'.repeat(65)}`)
+        .set('Authorization', `Bearer ${s.access}`),
+      'DELETE',
+      '/sessions/{id}',
+    );
     expect([res.status, res.body.code]).toEqual([400, 'invalid_request']);
     await t.close();
   });
@@ -665,7 +671,11 @@ describe('PUT /user/password', () => {
     const u = await t.makeUser({ name: 'yul' });
     const s = await t.login('yul', u.password);
     const res = expectContract(
-      await t.http().put('/user/password').set('Authorization', `Bearer ${s.access}`).send({ current_password: 'not-the-password', new_password: 'another-long-password' }),
+      await t
+        .http()
+        .put('/user/password')
+        .set('Authorization', `Bearer ${s.access}`)
+        .send({ current_password: 'not-the-password', new_password: 'another-long-password' }),
       'PUT',
       '/user/password',
     );

@@ -190,7 +190,9 @@ describe('graceful shutdown of the real process', () => {
     const agent = new http.Agent({ keepAlive: true });
     try {
       const status = await new Promise<number>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: srv.port, path: '/healthz', agent }, (res) => res.resume().on('end', () => resolve(res.statusCode ?? 0))).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port: srv.port, path: '/healthz', agent }, (res) => res.resume().on('end', () => resolve(res.statusCode ?? 0)))
+          .on('error', reject);
       });
       expect(status).toBe(200);
       const signalledAt = Date.now();
@@ -220,7 +222,9 @@ describe('graceful shutdown of the real process', () => {
         // Halfway through the delay, new connections are still accepted; readiness says 503.
         const duringDelay =
           drainDelay > 0
-            ? await new Promise((r) => setTimeout(r, drainDelay / 2)).then(() => Promise.all([request(srv.port, false, '/readyz'), request(srv.port, false, '/healthz')]))
+            ? await new Promise((r) => setTimeout(r, drainDelay / 2)).then(() =>
+                Promise.all([request(srv.port, false, '/readyz'), request(srv.port, false, '/healthz')]),
+              )
             : [];
         const outcomes = await running;
         expect(await srv.exited).toBe(0);

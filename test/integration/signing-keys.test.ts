@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import { createHmac, createPublicKey, generateKeyPairSync, type JsonWebKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Response } from 'supertest';
 import { createKeyring } from '../../src/services/signing-keys';
@@ -43,7 +43,7 @@ describe('GET /.well-known/jwks.json', () => {
     if (alg === 'ES256') expect(jwt.verify(access, publicKey, { algorithms: ['ES256'] })).toMatchObject({ name: 'alice' });
     else {
       const [h, p, s] = access.split('.') as [string, string, string];
-      expect(require('node:crypto').verify(null, Buffer.from(`${h}.${p}`), publicKey, Buffer.from(s, 'base64url'))).toBe(true);
+      expect(cryptoVerify(null, Buffer.from(`${h}.${p}`), publicKey, Buffer.from(s, 'base64url'))).toBe(true);
     }
     expect((await getUser(t, access)).status).toBe(200);
     await t.close();
@@ -148,12 +148,12 @@ describe('tokens are verified by kid, with the key own algorithm', () => {
       { alg: 'ES256', typ: 'JWT', x5u: 'http://127.0.0.1:9/cert.pem', kid: header.kid },
     ];
     for (const h of forged) {
-      const token = jwt.sign({ ...claims, role: 'admin' }, attacker.privateKey, { algorithm: 'ES256', header: h as jwt.JwtHeader });
+      const token = jwt.sign({ ...claims, role: 'admin' }, attacker.privateKey, { algorithm: 'ES256', header: h });
       expectInvalidToken(await getUser(t, token));
     }
     // The server's own key with a jku header: refused too, a key-bearing header is never accepted.
     const signer = t.app.services.keyring.signer();
-    const withJku = jwt.sign(claims, signer.key, { algorithm: 'ES256', header: { alg: 'ES256', kid: signer.kid, jku: 'http://127.0.0.1:9/' } as jwt.JwtHeader });
+    const withJku = jwt.sign(claims, signer.key, { algorithm: 'ES256', header: { alg: 'ES256', kid: signer.kid, jku: 'http://127.0.0.1:9/' } });
     expectInvalidToken(await getUser(t, withJku));
     await t.close();
   });
@@ -165,7 +165,7 @@ describe('tokens are verified by kid, with the key own algorithm', () => {
     expectInvalidToken(await getUser(t, `${h}.${b64({ ...claims, role: 'admin' })}.${s}`));
     const other = generateKeyPairSync('ed25519');
     const input = `${b64({ alg: 'EdDSA', typ: 'JWT', kid: header.kid })}.${b64(claims)}`;
-    expectInvalidToken(await getUser(t, `${input}.${require('node:crypto').sign(null, Buffer.from(input), other.privateKey).toString('base64url')}`));
+    expectInvalidToken(await getUser(t, `${input}.${cryptoSign(null, Buffer.from(input), other.privateKey).toString('base64url')}`));
     t.clock.advance(16 * MINUTE);
     const expired = await getUser(t, access);
     expect([expired.status, expired.body.detail]).toEqual([401, 'The access token has expired.']);
@@ -233,8 +233,19 @@ describe('rotation without logouts', () => {
 describe('GET /.well-known/jwks.json refuses what the contract refuses', () => {
   test('when If-None-Match is longer than 1024 characters, then 400 invalid_request naming the header', async () => {
     const { t } = await setup({ JWT_ALGORITHM: 'ES256' });
-    const res = expectContract(await t.http().get('/.well-known/jwks.json').set('If-None-Match', `"${'a'.repeat(1_030)}"`), 'GET', '/.well-known/jwks.json');
-    expect([res.status, res.body.code, res.body.errors]).toEqual([400, 'invalid_request', [{ pointer: '/headers/if-none-match', message: 'must be at most 1024 characters' }]]);
+    const res = expectContract(
+      await t
+        .http()
+        .get('/.well-known/jwks.json')
+        .set('If-None-Match', `"${'a'.repeat(1_030)}"`),
+      'GET',
+      '/.well-known/jwks.json',
+    );
+    expect([res.status, res.body.code, res.body.errors]).toEqual([
+      400,
+      'invalid_request',
+      [{ pointer: '/headers/if-none-match', message: 'must be at most 1024 characters' }],
+    ]);
     await t.close();
   });
 });

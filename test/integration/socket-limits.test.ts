@@ -166,7 +166,11 @@ describe('socket limits of the real process', () => {
     const p = await probe();
     p.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
     // A byte every 200 ms: never idle long enough for CONNECTION_IDLE_TIMEOUT, never a whole head.
-    trickle(p.socket, Array.from({ length: 100 }, () => 'X'), 200);
+    trickle(
+      p.socket,
+      Array.from({ length: 100 }, () => 'X'),
+      200,
+    );
     const after = await p.closedWithin(HEADERS_TIMEOUT + CHECK_SLACK);
     expect(after).not.toBeNull();
     expect(expectRefusal(p.received(), 408)).toMatchObject({ type: 'about:blank', title: 'Request Timeout' });
@@ -197,7 +201,10 @@ describe('socket limits of the real process', () => {
     ['a garbage request line', '\x01\x02 nonsense\r\n\r\n'],
     ['a malformed version', 'GET /healthz HTTP/1.x\r\nHost: 127.0.0.1\r\n\r\n'],
     ['a header name with a space', 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n'],
-    ['both Content-Length and Transfer-Encoding', 'POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+    [
+      'both Content-Length and Transfer-Encoding',
+      'POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
   ])('when a request has %s, then the answer is 400 problem+json and the connection closes', async (_name, request) => {
     const p = await probe();
     p.socket.write(request);
@@ -310,7 +317,14 @@ describe('HTTP-parser refusals on a connection already answering', () => {
       {
         host: '127.0.0.1',
         port: 0,
-        limits: { headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 5_000, connectionIdleTimeout: 5_000, maxConnections: 10, shutdownDrainDelay: 0 },
+        limits: {
+          headersTimeout: 5_000,
+          requestTimeout: 10_000,
+          keepAliveTimeout: 5_000,
+          connectionIdleTimeout: 5_000,
+          maxConnections: 10,
+          shutdownDrainDelay: 0,
+        },
         shutdownTimeout: 1_000,
         logger: createLogger('silent'),
       },

@@ -31,7 +31,10 @@ describe('server start-up', () => {
     expect(took).toBeLessThan(10_000);
     expect(srv.stderr()).toMatch(/Start-up failed: The database could not be reached within 1.5 s \(STORE_STARTUP_TIMEOUT\): .*ECONNREFUSED/);
     // It said so while waiting, more than once (the backoff), and never showed the password.
-    const waits = srv.stdout().split('\n').filter((l) => l.includes('"event":"store_wait"'));
+    const waits = srv
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes('"event":"store_wait"'));
     expect(waits.length).toBeGreaterThanOrEqual(2);
     expect(srv.stdout() + srv.stderr()).not.toContain('s3cret-pw');
   });
@@ -121,7 +124,10 @@ describe('the server log on standard output', () => {
     expect(res.status).toBe(200);
     // Well under the 4 KiB a block waits for: only the periodic flush can bring it out. Bounded wait.
     for (let i = 0; i < 50 && !server.stdout().includes('lonely-request-1'); i += 1) await new Promise((r) => setTimeout(r, 100));
-    const line = server.stdout().split('\n').find((l) => l.includes('lonely-request-1'));
+    const line = server
+      .stdout()
+      .split('\n')
+      .find((l) => l.includes('lonely-request-1'));
     expect(JSON.parse(line ?? '{}')).toMatchObject({ msg: 'request', reqId: 'lonely-request-1', path: '/healthz', status: 200 });
     expect(await server.stop()).toBe(0);
     expect(JSON.parse(server.stdout().trim().split('\n').at(-1) ?? '{}')).toMatchObject({ msg: 'stopped' });

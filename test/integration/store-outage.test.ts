@@ -61,7 +61,11 @@ describe('while the store is away', () => {
     expect503(await t.http().post('/refresh').send({ refresh_token: session.refresh }), 'POST', '/refresh');
     expect503(await t.http().get('/sessions').set(auth), 'GET', '/sessions');
     expect503(await t.http().post('/logout').set(auth), 'POST', '/logout');
-    expect503(await t.http().put('/user/password').set(auth).send({ current_password: 'outage-password', new_password: 'another-password-1' }), 'PUT', '/user/password');
+    expect503(
+      await t.http().put('/user/password').set(auth).send({ current_password: 'outage-password', new_password: 'another-password-1' }),
+      'PUT',
+      '/user/password',
+    );
     const errors = t.logs.lines().filter((l) => (l['level'] as number) >= 50);
     expect(errors).toEqual([]);
   });

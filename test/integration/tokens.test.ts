@@ -59,7 +59,10 @@ describe('access tokens the server did not issue', () => {
   const forgeries: [string, (claims: jwt.JwtPayload) => string][] = [
     ['signed with another secret', (c) => jwt.sign(c, 'another-secret-that-is-at-least-32-bytes', { algorithm: 'HS256' })],
     ['with alg none and no signature', (c) => `${b64({ alg: 'none', typ: 'JWT', kid: KID })}.${b64(c)}.`],
-    ['with alg none and the original signature', (c) => `${b64({ alg: 'none', typ: 'JWT', kid: KID })}.${b64(c)}.${jwt.sign(c, KEY, { keyid: KID }).split('.')[2]}`],
+    [
+      'with alg none and the original signature',
+      (c) => `${b64({ alg: 'none', typ: 'JWT', kid: KID })}.${b64(c)}.${jwt.sign(c, KEY, { keyid: KID }).split('.')[2]}`,
+    ],
     ['signed HS512 with the right secret', (c) => jwt.sign(c, KEY, { algorithm: 'HS512', keyid: KID })],
     ['signed HS384 with the right secret', (c) => jwt.sign(c, KEY, { algorithm: 'HS384', keyid: KID })],
     ['signed RS256 with an RSA key', (c) => jwt.sign(c, privateKey, { algorithm: 'RS256' })],
@@ -77,7 +80,12 @@ describe('access tokens the server did not issue', () => {
     ['without an audience', (c) => jwt.sign(without(c, 'aud'), KEY, { algorithm: 'HS256', keyid: KID })],
     [
       'with a crit header naming an extension the server does not implement',
-      (c) => jwt.sign(c, KEY, { algorithm: 'HS256', keyid: KID, header: { alg: 'HS256', typ: 'JWT', crit: ['exp-policy'], 'exp-policy': 'strict' } as jwt.JwtHeader }),
+      (c) =>
+        jwt.sign(c, KEY, {
+          algorithm: 'HS256',
+          keyid: KID,
+          header: { alg: 'HS256', typ: 'JWT', crit: ['exp-policy'], 'exp-policy': 'strict' } as jwt.JwtHeader,
+        }),
     ],
     ['with an empty crit header', (c) => jwt.sign(c, KEY, { algorithm: 'HS256', keyid: KID, header: { alg: 'HS256', crit: [] } as unknown as jwt.JwtHeader })],
     ['without sid', (c) => jwt.sign(without(c, 'sid'), KEY, { algorithm: 'HS256', keyid: KID })],

@@ -48,7 +48,10 @@ describe('POST /users (sign-up)', () => {
 
   test('when the password is over 1024 bytes but under 1024 characters, then 422 weak_password', async () => {
     const t = await makeApp({ ALLOW_SIGNUP: 'true' });
-    const res = await t.http().post('/users').send({ name: 'emoji', password: '😀'.repeat(300) });
+    const res = await t
+      .http()
+      .post('/users')
+      .send({ name: 'emoji', password: '😀'.repeat(300) });
     expectContract(res, 'POST', '/users');
     expect(res.status).toBe(422);
     expect(res.body.code).toBe('weak_password');
@@ -70,7 +73,13 @@ describe('POST /users (sign-up)', () => {
     const t = await makeApp({ ALLOW_SIGNUP: 'true', TRUST_PROXY: 'true' });
     const names = ['race', 'RACE', 'Race', 'rAce', 'raCe', 'racE', 'ＲＡＣＥ', 'race', 'RaCe', 'rACE'];
     const results = await Promise.all(
-      names.map((name, i) => t.http().post('/users').set('X-Forwarded-For', `198.51.100.${i + 1}`).send({ name, password: 'race-password' })),
+      names.map((name, i) =>
+        t
+          .http()
+          .post('/users')
+          .set('X-Forwarded-For', `198.51.100.${i + 1}`)
+          .send({ name, password: 'race-password' }),
+      ),
     );
     for (const res of results) expectContract(res, 'POST', '/users');
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
@@ -79,10 +88,19 @@ describe('POST /users (sign-up)', () => {
   });
 
   test.each<[string, { given: string; existing?: string; status: number; code: string; detail: string }]>([
-    ['a Cyrillic а (mixed scripts)', { given: '\u0430dmin', status: 400, code: 'invalid_request', detail: 'The name must use the letters of one script, not mix Cyrillic and Latin.' }],
-    ['an accented letter (only diacritics differ)', { given: 'Admiń', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' }],
+    [
+      'a Cyrillic а (mixed scripts)',
+      { given: '\u0430dmin', status: 400, code: 'invalid_request', detail: 'The name must use the letters of one script, not mix Cyrillic and Latin.' },
+    ],
+    [
+      'an accented letter (only diacritics differ)',
+      { given: 'Admiń', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' },
+    ],
     ['"rn" for "m" (confusable)', { given: 'adrnin', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' }],
-    ['all-Cyrillic look-alikes (whole-script confusable)', { given: '\u0430\u0455\u0455', existing: 'ass', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' }],
+    [
+      'all-Cyrillic look-alikes (whole-script confusable)',
+      { given: '\u0430\u0455\u0455', existing: 'ass', status: 409, code: 'name_taken', detail: 'That name is too similar to an existing name.' },
+    ],
   ])('when the name looks like an existing one by %s, then it is refused and no account is made', async (_case, { given, existing, status, code, detail }) => {
     const t = await makeApp({ ALLOW_SIGNUP: 'true' });
     await t.makeUser({ name: existing ?? 'admin', role: 'admin' });
@@ -148,7 +166,11 @@ describe('PUT /user/password', () => {
     const short = await t.http().put('/user/password').set(bearer(access)).send({ current_password: u.password, new_password: 'short' });
     expectContract(short, 'PUT', '/user/password');
     expect(short.status).toBe(400);
-    const long = await t.http().put('/user/password').set(bearer(access)).send({ current_password: u.password, new_password: 'é'.repeat(600) });
+    const long = await t
+      .http()
+      .put('/user/password')
+      .set(bearer(access))
+      .send({ current_password: u.password, new_password: 'é'.repeat(600) });
     expectContract(long, 'PUT', '/user/password');
     expect(long.status).toBe(422);
     const common = await t.http().put('/user/password').set(bearer(access)).send({ current_password: u.password, new_password: 'Sunshine1' });
@@ -214,7 +236,10 @@ describe('secrets at rest and in logs', () => {
     const change = await t.http().put('/user/password').set(bearer(access)).send({ current_password: first, new_password: second });
     responses.push(change.text, (await t.http().post('/login').send({ name: 'nina', password: second })).text);
     await t.close();
-    const bytes = fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f)).toString('latin1')).join('');
+    const bytes = fs
+      .readdirSync(dir)
+      .map((f) => fs.readFileSync(path.join(dir, f)).toString('latin1'))
+      .join('');
     expect(bytes).toContain('nina');
     for (const canary of [first, second]) {
       expect(bytes).not.toContain(canary);

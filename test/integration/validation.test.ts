@@ -43,21 +43,72 @@ function bodyShapeCases(method: Method, path: string, auth: boolean, valid: Reco
   const op = `${method} ${path}`;
   const given = (type: string | undefined, body: string | undefined): Given => ({ method, path: concrete, auth, type, body });
   return [
-    [`when ${op} gets malformed JSON, then 400 malformed_json naming /body`, { given: given(JSON_TYPE, '{"name": "a",'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } }],
-    [`when ${op} gets a JSON array, then 400 invalid_request naming /body`, { given: given(JSON_TYPE, '[]'), want: { status: 400, code: 'invalid_request', pointers: ['/body'] } }],
-    [`when ${op} gets a JSON string, then 400 malformed_json naming /body`, { given: given(JSON_TYPE, '"name"'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } }],
-    [`when ${op} gets a JSON number, then 400 malformed_json naming /body`, { given: given(JSON_TYPE, '42'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } }],
-    [`when ${op} gets JSON null, then 400 malformed_json naming /body`, { given: given(JSON_TYPE, 'null'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } }],
-    [`when ${op} gets a body of BODY_LIMIT+1 bytes, then 413 payload_too_large naming /body`, { given: given(JSON_TYPE, sized(valid, pad, LIMIT + 1)), want: { status: 413, code: 'payload_too_large', pointers: ['/body'] } }],
-    [`when ${op} gets text/plain, then 415 naming the content type`, { given: given('text/plain', JSON.stringify(valid)), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
-    [`when ${op} gets a urlencoded form, then 415 naming the content type`, { given: given('application/x-www-form-urlencoded', 'name=a&password=b'), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
-    [`when ${op} gets a multipart form, then 415 naming the content type`, { given: given('multipart/form-data; boundary=b', '--b\r\nContent-Disposition: form-data; name="name"\r\n\r\na\r\n--b--\r\n'), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
-    [`when ${op} gets no body and no content type, then 415 naming the content type`, { given: given(undefined, undefined), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
+    [
+      `when ${op} gets malformed JSON, then 400 malformed_json naming /body`,
+      { given: given(JSON_TYPE, '{"name": "a",'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } },
+    ],
+    [
+      `when ${op} gets a JSON array, then 400 invalid_request naming /body`,
+      { given: given(JSON_TYPE, '[]'), want: { status: 400, code: 'invalid_request', pointers: ['/body'] } },
+    ],
+    [
+      `when ${op} gets a JSON string, then 400 malformed_json naming /body`,
+      { given: given(JSON_TYPE, '"name"'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } },
+    ],
+    [
+      `when ${op} gets a JSON number, then 400 malformed_json naming /body`,
+      { given: given(JSON_TYPE, '42'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } },
+    ],
+    [
+      `when ${op} gets JSON null, then 400 malformed_json naming /body`,
+      { given: given(JSON_TYPE, 'null'), want: { status: 400, code: 'malformed_json', pointers: ['/body'] } },
+    ],
+    [
+      `when ${op} gets a body of BODY_LIMIT+1 bytes, then 413 payload_too_large naming /body`,
+      { given: given(JSON_TYPE, sized(valid, pad, LIMIT + 1)), want: { status: 413, code: 'payload_too_large', pointers: ['/body'] } },
+    ],
+    [
+      `when ${op} gets text/plain, then 415 naming the content type`,
+      { given: given('text/plain', JSON.stringify(valid)), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } },
+    ],
+    [
+      `when ${op} gets a urlencoded form, then 415 naming the content type`,
+      {
+        given: given('application/x-www-form-urlencoded', 'name=a&password=b'),
+        want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] },
+      },
+    ],
+    [
+      `when ${op} gets a multipart form, then 415 naming the content type`,
+      {
+        given: given('multipart/form-data; boundary=b', '--b\r\nContent-Disposition: form-data; name="name"\r\n\r\na\r\n--b--\r\n'),
+        want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] },
+      },
+    ],
+    [
+      `when ${op} gets no body and no content type, then 415 naming the content type`,
+      { given: given(undefined, undefined), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } },
+    ],
     // The body is required: the parser reads nothing as {}, which must not pass for one.
-    [`when ${op} gets an empty JSON body, then 400 invalid_request naming /body`, { given: given(JSON_TYPE, ''), want: { status: 400, code: 'invalid_request', pointers: ['/body'] } }],
+    [
+      `when ${op} gets an empty JSON body, then 400 invalid_request naming /body`,
+      { given: given(JSON_TYPE, ''), want: { status: 400, code: 'invalid_request', pointers: ['/body'] } },
+    ],
     // RFC 8259 §8.1: JSON is UTF-8; another charset is refused, not misread as UTF-8.
-    [`when ${op} gets charset=utf-16, then 415 naming the content type`, { given: given(`${JSON_TYPE}; charset=utf-16`, JSON.stringify(valid)), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
-    [`when ${op} gets an unknown charset, then 415 naming the content type`, { given: given(`${JSON_TYPE}; charset=bogus`, JSON.stringify(valid)), want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] } }],
+    [
+      `when ${op} gets charset=utf-16, then 415 naming the content type`,
+      {
+        given: given(`${JSON_TYPE}; charset=utf-16`, JSON.stringify(valid)),
+        want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] },
+      },
+    ],
+    [
+      `when ${op} gets an unknown charset, then 415 naming the content type`,
+      {
+        given: given(`${JSON_TYPE}; charset=bogus`, JSON.stringify(valid)),
+        want: { status: 415, code: 'unsupported_media_type', pointers: ['/headers/content-type'] },
+      },
+    ],
   ];
 }
 
@@ -87,7 +138,13 @@ const bodyCases: Case[] = [
     ['a password of 1025 characters', { ...login, password: long(1025) }, ['/body/password']],
   ]),
   // Exactly at the limit the body is read; it then breaks the schema (the password is too long).
-  ['when POST /login gets a body of exactly BODY_LIMIT bytes, then it is read and 400 names /body/password', { given: { method: 'POST', path: '/login', type: JSON_TYPE, body: sized({ name: 'a' }, 'password', LIMIT) }, want: { status: 400, code: 'invalid_request', pointers: ['/body/password'] } }],
+  [
+    'when POST /login gets a body of exactly BODY_LIMIT bytes, then it is read and 400 names /body/password',
+    {
+      given: { method: 'POST', path: '/login', type: JSON_TYPE, body: sized({ name: 'a' }, 'password', LIMIT) },
+      want: { status: 400, code: 'invalid_request', pointers: ['/body/password'] },
+    },
+  ],
 
   ...bodyShapeCases('POST', '/users', false, signup, 'password'),
   ...schemaCases('POST', '/users', false, [
@@ -205,13 +262,15 @@ const wrongMethodCases: Case[] = [...new Set(operations.map((o) => o.path))].fla
   const declared = operations.filter((o) => o.path === path).map((o) => o.method.toUpperCase());
   const allow = declared.includes('GET') ? [...declared, 'HEAD'] : declared;
   const concrete = path.replace('{id}', 'abc');
-  return (['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'TRACE'] as Method[])
-    // GET /login is the login page, not the API.
-    .filter((m) => !declared.includes(m) && !(m === 'GET' && PAGES.has(path)))
-    .map((method): Case => [
-      `when ${method} ${concrete} is asked for, then 405 method_not_allowed with Allow: ${allow.join(', ')}`,
-      { given: { method, path: concrete, type: JSON_TYPE, body: '{}' }, want: { status: 405, code: 'method_not_allowed', allow } },
-    ]);
+  return (
+    (['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'TRACE'] as Method[])
+      // GET /login is the login page, not the API.
+      .filter((m) => !declared.includes(m) && !(m === 'GET' && PAGES.has(path)))
+      .map((method): Case => [
+        `when ${method} ${concrete} is asked for, then 405 method_not_allowed with Allow: ${allow.join(', ')}`,
+        { given: { method, path: concrete, type: JSON_TYPE, body: '{}' }, want: { status: 405, code: 'method_not_allowed', allow } },
+      ])
+  );
 });
 
 function isOperation(method: string, path: string): boolean {
@@ -291,7 +350,11 @@ describe('the same requests, put right, get through', () => {
       expectContract(res, method, path);
       expect([method, path, res.status]).toEqual([method, path, status]);
     }
-    const res = await t.http().post('/login').set('Content-Type', JSON_TYPE).send(sized({ name: 'putright' }, 'password', 40));
+    const res = await t
+      .http()
+      .post('/login')
+      .set('Content-Type', JSON_TYPE)
+      .send(sized({ name: 'putright' }, 'password', 40));
     expectContract(res, 'POST', '/login');
     expect(res.status).toBe(401); // read, valid, and simply the wrong password
     await t.close();
@@ -301,11 +364,27 @@ describe('the same requests, put right, get through', () => {
 describe('what the contract bounds, the server enforces', () => {
   test('when the refresh cookie is longer than its maxLength (256), then 400 invalid_request naming /cookies/refresh_token, not 401', async () => {
     const t = await makeApp();
-    const res = expectContract(await t.http().post('/refresh').set('Cookie', `refresh_token=${long(300)}`).send({}), 'POST', '/refresh');
+    const res = expectContract(
+      await t
+        .http()
+        .post('/refresh')
+        .set('Cookie', `refresh_token=${long(300)}`)
+        .send({}),
+      'POST',
+      '/refresh',
+    );
     expectProblem(res, 400, 'invalid_request');
     expect(res.body.errors).toEqual([{ pointer: '/cookies/refresh_token', message: 'must NOT have more than 256 characters' }]);
     // At the limit it is read, and is simply unknown.
-    const atLimit = expectContract(await t.http().post('/refresh').set('Cookie', `refresh_token=${long(256)}`).send({}), 'POST', '/refresh');
+    const atLimit = expectContract(
+      await t
+        .http()
+        .post('/refresh')
+        .set('Cookie', `refresh_token=${long(256)}`)
+        .send({}),
+      'POST',
+      '/refresh',
+    );
     expectProblem(atLimit, 401, 'invalid_refresh_token');
     await t.close();
   });
@@ -330,7 +409,14 @@ describe('what the contract bounds, the server enforces', () => {
 
   test('when an unknown property has a name longer than a pointer may be (256), then it is named at its parent', async () => {
     const t = await makeApp();
-    const res = expectContract(await t.http().post('/login').send({ ...login, [long(1000)]: 1, 'a/b~c': 2 }), 'POST', '/login');
+    const res = expectContract(
+      await t
+        .http()
+        .post('/login')
+        .send({ ...login, [long(1000)]: 1, 'a/b~c': 2 }),
+      'POST',
+      '/login',
+    );
     expectProblem(res, 400, 'invalid_request');
     expect(res.body.errors).toEqual([
       { pointer: '/body', message: 'has a property that is not allowed (its name is too long to repeat)' },

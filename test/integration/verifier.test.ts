@@ -150,7 +150,9 @@ test('when the test signs EdDSA, then it reproduces RFC 8037 A.4 byte for byte',
   });
   const input = 'eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc';
   expect(Buffer.from(input.split('.')[0] as string, 'base64url').toString()).toBe('{"alg":"EdDSA"}');
-  expect(sign(null, Buffer.from(input, 'ascii'), rfcKey).toString('base64url')).toBe('hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg');
+  expect(sign(null, Buffer.from(input, 'ascii'), rfcKey).toString('base64url')).toBe(
+    'hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg',
+  );
 });
 
 describe('accepted tokens', () => {
@@ -191,7 +193,7 @@ describe('refused tokens: 401 application/problem+json with Bearer error="invali
   };
   const ecJwk = ec1.publicKey.export({ format: 'jwk' });
   const es256WithHeader = (header: Record<string, unknown>, key: TestKey) =>
-    jwt.sign(claims(), key.privateKey, { algorithm: 'ES256', header: { alg: 'ES256', ...header } as jwt.JwtHeader });
+    jwt.sign(claims(), key.privateKey, { algorithm: 'ES256', header: { alg: 'ES256', ...header } });
   /** A JWS over `header` whose signature is made by `how`, whatever the header says. */
   const signAs = (how: 'ES256' | 'EdDSA', header: Record<string, unknown>, privateKey: KeyObject) => {
     const input = `${b64(header)}.${b64(claims())}`;
@@ -218,7 +220,7 @@ describe('refused tokens: 401 application/problem+json with Bearer error="invali
     ['signature in non-canonical base64url', { given: () => `${goodHeader}.${goodPayload}.${goodSignature}=` }],
     ['alg none, no signature', { given: () => `${b64({ alg: 'none', kid: 'ec-1' })}.${b64(claims())}.` }],
     ['alg none, with a signature', { given: () => `${b64({ alg: 'none', kid: 'ec-1' })}.${b64(claims())}.${goodSignature}` }],
-    ['HS256 with the public key PEM as secret', { given: () => hs256(ec1.publicKey.export({ format: 'pem', type: 'spki' }) as string, 'ec-1') }],
+    ['HS256 with the public key PEM as secret', { given: () => hs256(ec1.publicKey.export({ format: 'pem', type: 'spki' }), 'ec-1') }],
     ['HS256 with the public key DER as secret', { given: () => hs256(ec1.publicKey.export({ format: 'der', type: 'spki' }), 'ec-1') }],
     ['HS256 with the JWK x as secret', { given: () => hs256(Buffer.from(ecJwk.x as string, 'base64url'), 'ec-1') }],
     ['HS256 with the JWK text as secret', { given: () => hs256(JSON.stringify(publicJwk(ec1)), 'ec-1') }],
@@ -256,7 +258,11 @@ describe('refused tokens: 401 application/problem+json with Bearer error="invali
     const attackerJwks = await startJwks([publicJwk(attackerEc)]);
     cleanups.push(() => attackerJwks.close());
     env.clock.advance(COOLDOWN); // a refetch would be allowed, so "no fetch" means "not asked for"
-    for (const header of [{ kid: 'attacker-ec', jku: attackerJwks.uri }, { kid: 'attacker-ec', x5u: attackerJwks.uri }, { kid: 'ec-1', jku: attackerJwks.uri }]) {
+    for (const header of [
+      { kid: 'attacker-ec', jku: attackerJwks.uri },
+      { kid: 'attacker-ec', x5u: attackerJwks.uri },
+      { kid: 'ec-1', jku: attackerJwks.uri },
+    ]) {
       await expectInvalid(env.server, es256WithHeader(header, attackerEc));
     }
     expect(attackerJwks.fetches).toBe(0);
@@ -280,14 +286,19 @@ describe('refused tokens: 401 application/problem+json with Bearer error="invali
     expect(res.headers['www-authenticate']).toBe('Bearer');
   });
 
-  test.each([['Basic dXNlcjpwYXNz'], ['Bearer'], ['Bearer a b'], ['Token x.y.z']])('when the Authorization header is %p, then 401 invalid_token', async (header) => {
-    const res = await request(env.server.url).get('/protected').set('Authorization', header);
-    expectProblem(res, 401, 'invalid_token');
-    expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
-  });
+  test.each([['Basic dXNlcjpwYXNz'], ['Bearer'], ['Bearer a b'], ['Token x.y.z']])(
+    'when the Authorization header is %p, then 401 invalid_token',
+    async (header) => {
+      const res = await request(env.server.url).get('/protected').set('Authorization', header);
+      expectProblem(res, 401, 'invalid_token');
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
+    },
+  );
 
   test('when the scheme is spelled "bearer", then the token is accepted (RFC 6750 §2.1: case-insensitive)', async () => {
-    const res = await request(env.server.url).get('/protected').set('Authorization', `bearer ${tokenOf(ed1)}`);
+    const res = await request(env.server.url)
+      .get('/protected')
+      .set('Authorization', `bearer ${tokenOf(ed1)}`);
     expect(res.status).toBe(200);
   });
 
@@ -367,7 +378,7 @@ describe('JWKS fetches for unknown kids', () => {
 });
 
 describe('key rotation', () => {
-  test('when the JWKS gains a new key, then its tokens are accepted after a refetch, and the old key\'s while it is published', async () => {
+  test("when the JWKS gains a new key, then its tokens are accepted after a refetch, and the old key's while it is published", async () => {
     const { server, jwks, clock } = await setup([ec1]);
     const before = tokenOf(ec1);
     await expectAccepted(server, before);
@@ -410,7 +421,7 @@ describe('key rotation', () => {
     await expectAccepted(server, tokenOf(ed1, {}, clock.now()));
   });
 
-  test('when a JWK\'s alg or use does not fit its key, then that key is not used', async () => {
+  test("when a JWK's alg or use does not fit its key, then that key is not used", async () => {
     const { server, jwks } = await setup([]);
     jwks.keys = [
       { ...publicJwk(ec1), alg: 'EdDSA' },

@@ -5,8 +5,7 @@ import path from 'node:path';
 export const CHROME_PATH = process.env['CHROME_PATH'] ?? '/usr/bin/chromium';
 export const RESULTS_DIR = path.join(__dirname, '..', '..', 'test-results');
 export const MISSING_CHROMIUM =
-  `Chromium was not found at ${CHROME_PATH}. Install it with \`apt-get install -y chromium\`, ` +
-  'or set CHROME_PATH to a Chromium or Chrome executable.';
+  `Chromium was not found at ${CHROME_PATH}. Install it with \`apt-get install -y chromium\`, ` + 'or set CHROME_PATH to a Chromium or Chrome executable.';
 
 export const haveChromium = fs.existsSync(CHROME_PATH);
 const inCi = process.env['CI'] === 'true';

@@ -42,7 +42,9 @@ export function expectContract(res: Response, method: string, path: string): Res
   if (ranges.length > 0) throw new Error(`${op.method.toUpperCase()} ${op.path} declares response keys that are not statuses: ${ranges.join(', ')}`);
   const key = String(res.status);
   if (!(key in responses)) {
-    throw new Error(`${method} ${path} answered ${res.status}, which the contract does not declare (declared: ${Object.keys(responses).join(', ')})\n${res.text}`);
+    throw new Error(
+      `${method} ${path} answered ${res.status}, which the contract does not declare (declared: ${Object.keys(responses).join(', ')})\n${res.text}`,
+    );
   }
   const declared = resolve(responses[key]);
   for (const [name, header] of Object.entries<any>(declared.headers ?? {})) {

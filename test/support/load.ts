@@ -138,7 +138,8 @@ export function summarize(records: readonly RequestRecord[]): LoadSummary {
 export function startLoad(makers: RequestMaker[], opts: LoadOptions): LoadRun {
   if (makers.length === 0) throw new TypeError('startLoad: no request makers');
   if (opts.rate !== undefined && opts.concurrency !== undefined) throw new TypeError('startLoad: give rate or concurrency, not both');
-  if (!(opts.connections >= 1 && opts.maxRequests >= 0 && opts.maxDurationMs >= 0)) throw new TypeError('startLoad: connections >= 1, maxRequests and maxDurationMs >= 0');
+  if (!(opts.connections >= 1 && opts.maxRequests >= 0 && opts.maxDurationMs >= 0))
+    throw new TypeError('startLoad: connections >= 1, maxRequests and maxDurationMs >= 0');
   if (opts.rate !== undefined && !(opts.rate > 0)) throw new TypeError('startLoad: rate must be > 0');
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const wanted = (opts.headers ?? ['retry-after', 'content-type']).map((h) => h.toLowerCase());
@@ -217,7 +218,7 @@ export function startLoad(makers: RequestMaker[], opts: LoadOptions): LoadRun {
             const v = res.headers[h];
             if (v !== undefined) picked[h] = Array.isArray(v) ? v.join(', ') : v;
           }
-          const fields: Partial<RequestRecord> = { status: res.statusCode as number, headers: picked };
+          const fields: Partial<RequestRecord> = { status: res.statusCode, headers: picked };
           if (!ok) fields.body = Buffer.concat(kept).toString('utf8');
           finish(fields);
         });

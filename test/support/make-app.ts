@@ -65,8 +65,17 @@ export async function makeApp(
       cb();
     },
   });
-  const logger = createLogger(env['LOG_LEVEL'] ? (config.logLevel) : 'info', sink);
-  const app = createApp({ config, store, passwords: await testPasswords(), logger, clock, ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}), ...(opts.keyChangeBus ? { keyChangeBus: opts.keyChangeBus } : {}), ...(opts.metrics ? { metrics: opts.metrics } : {}) });
+  const logger = createLogger(env['LOG_LEVEL'] ? config.logLevel : 'info', sink);
+  const app = createApp({
+    config,
+    store,
+    passwords: await testPasswords(),
+    logger,
+    clock,
+    ...(opts.revocationBus ? { revocationBus: opts.revocationBus } : {}),
+    ...(opts.keyChangeBus ? { keyChangeBus: opts.keyChangeBus } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+  });
   // As at start-up: the keys are loaded (the first one made) before the first request.
   await app.services.keyring.sync();
   const http = () => request(app.callback());
@@ -76,7 +85,11 @@ export async function makeApp(
     config,
     clock,
     logs: {
-      lines: () => captured.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+      lines: () =>
+        captured
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
       text: () => captured,
     },
     http,

@@ -63,7 +63,7 @@ function ping(port: number, timeoutMs: number): Promise<boolean> {
     const timer = setTimeout(() => done(false), timeoutMs);
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.on('data', (d) => {
-      reply += d;
+      reply += d.toString();
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
     });
     socket.on('error', () => done(false));
@@ -141,7 +141,10 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisProcess>
     clearTimeout(timer);
   }
 
-  startOrphanReaper(dir, 'pid=$(cat "$dir/redis.pid" 2>/dev/null); [ -n "$pid" ] && grep -qa redis /proc/"$pid"/cmdline 2>/dev/null && kill -CONT "$pid" && kill -KILL "$pid"');
+  startOrphanReaper(
+    dir,
+    'pid=$(cat "$dir/redis.pid" 2>/dev/null); [ -n "$pid" ] && grep -qa redis /proc/"$pid"/cmdline 2>/dev/null && kill -CONT "$pid" && kill -KILL "$pid"',
+  );
 
   let destroyed: Promise<void> | undefined;
   function destroy(): Promise<void> {

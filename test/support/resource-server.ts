@@ -14,7 +14,12 @@ export interface ResourceServer {
  * `GET /boom`, which throws after the verifier let the request through. Listens on 127.0.0.1 on a
  * free port. `extra` adds or overrides verifier options (a clock, a cooldown).
  */
-export async function startResourceServer(jwksUri: string, issuer: string, audience: string | string[], extra: Partial<VerifierOptions> = {}): Promise<ResourceServer> {
+export async function startResourceServer(
+  jwksUri: string,
+  issuer: string,
+  audience: string | string[],
+  extra: Partial<VerifierOptions> = {},
+): Promise<ResourceServer> {
   const app = new Koa();
   app.silent = true; // /boom's error is expected; Koa would print it
   app.use(jwtVerifier({ jwksUri, issuer, audience, ...extra }));

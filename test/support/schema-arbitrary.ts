@@ -30,7 +30,10 @@ export function resolveRef(document: Node, node: unknown): Node {
   let current = node as Node;
   for (let hops = 0; current && typeof current === 'object' && typeof current['$ref'] === 'string'; hops++) {
     if (hops > 32) throw new Error(`$ref loop at ${String(current['$ref'])}`);
-    const parts = (current['$ref'] as string).replace(/^#\//, '').split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const parts = current['$ref']
+      .replace(/^#\//, '')
+      .split('/')
+      .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
     current = parts.reduce<any>((acc, k) => acc?.[k], document);
     if (current === undefined) throw new Error(`unresolvable $ref ${String((node as Node)['$ref'])}`);
   }
@@ -86,7 +89,9 @@ function formatted(format: string): fc.Arbitrary<string> | undefined {
     case 'date-time':
       return fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString());
     case 'date':
-      return fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString().slice(0, 10));
+      return fc
+        .date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
+        .map((d) => d.toISOString().slice(0, 10));
     case 'email':
       return fc.emailAddress();
     case 'uri':
@@ -103,8 +108,9 @@ function stringFor(s: Node, charset: Charset): fc.Arbitrary<string> {
   const min = typeof s['minLength'] === 'number' ? s['minLength'] : 0;
   const max = typeof s['maxLength'] === 'number' ? s['maxLength'] : undefined;
   const withinLength = (v: string) => [...v].length >= min && (max === undefined || [...v].length <= max);
-  if (typeof s['pattern'] === 'string') return keepOnly(fc.stringMatching(new RegExp(s['pattern'] as string, 'u')), withinLength, `a string matching ${String(s['pattern'])}`);
-  const byFormat = typeof s['format'] === 'string' ? formatted(s['format'] as string) : undefined;
+  if (typeof s['pattern'] === 'string')
+    return keepOnly(fc.stringMatching(new RegExp(s['pattern'], 'u')), withinLength, `a string matching ${String(s['pattern'])}`);
+  const byFormat = typeof s['format'] === 'string' ? formatted(s['format']) : undefined;
   if (byFormat) return keepOnly(byFormat, withinLength, `a ${String(s['format'])} string`);
   return stringOf(min, max, charset);
 }
@@ -146,13 +152,16 @@ export function valid(document: Node, schema: unknown, charset: Charset = 'json'
     case 'object': {
       const properties = (s['properties'] ?? {}) as Node;
       const required = new Set<string>(s['required'] ?? []);
-      const record = fc.record(
-        Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, valid(document, v, charset, depth + 1)])),
-        { requiredKeys: [...required].filter((k) => k in properties) },
-      );
+      const record = fc.record(Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, valid(document, v, charset, depth + 1)])), {
+        requiredKeys: [...required].filter((k) => k in properties),
+      });
       const extra = s['additionalProperties'];
       if (extra && typeof extra === 'object' && depth < 3) {
-        return fc.tuple(record, fc.dictionary(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 12 }), valid(document, extra, charset, depth + 1), { maxKeys: 3 }))
+        return fc
+          .tuple(
+            record,
+            fc.dictionary(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 12 }), valid(document, extra, charset, depth + 1), { maxKeys: 3 }),
+          )
           .map(([known, more]) => ({ ...more, ...known }));
       }
       return record;
@@ -177,22 +186,20 @@ export const ONE_OF_EACH_TYPE: readonly unknown[] = ['a string', 12345, 1.5, tru
  * against its pattern. `isValid` is the schema's compiled validator; every candidate it would
  * accept is dropped, so each mutation is invalid for sure.
  */
-export function invalidScalars(
-  document: Node,
-  schema: unknown,
-  isValid: (value: unknown) => boolean,
-  charset: Charset = 'json',
-): Mutation<unknown>[] {
+export function invalidScalars(document: Node, schema: unknown, isValid: (value: unknown) => boolean, charset: Charset = 'json'): Mutation<unknown>[] {
   const s = flatten(document, schema);
   const out: Mutation<unknown>[] = [];
   const wrongTypes = ONE_OF_EACH_TYPE.filter((v) => !isValid(v));
   if (wrongTypes.length > 0) out.push({ label: 'wrong type', arbitrary: fc.constantFrom(...wrongTypes) });
   if (typeof s['maxLength'] === 'number') {
-    const max = s['maxLength'] as number;
+    const max = s['maxLength'];
     out.push({ label: 'too long', arbitrary: keepOnly(stringOf(max + 1, max + 64, charset === 'json' ? 'header' : charset), (v) => !isValid(v), 'too long') });
   }
   if (typeof s['minLength'] === 'number' && s['minLength'] > 0) {
-    out.push({ label: 'too short', arbitrary: keepOnly(stringOf(0, (s['minLength'] as number) - 1, charset === 'json' ? 'header' : charset), (v) => !isValid(v), 'too short') });
+    out.push({
+      label: 'too short',
+      arbitrary: keepOnly(stringOf(0, s['minLength'] - 1, charset === 'json' ? 'header' : charset), (v) => !isValid(v), 'too short'),
+    });
   }
   if (Array.isArray(s['enum']) || s['const'] !== undefined) {
     out.push({ label: 'outside its enum', arbitrary: keepOnly(stringOf(0, 12, 'cookie'), (v) => !isValid(v), 'outside its enum') });
@@ -209,11 +216,7 @@ export function invalidScalars(
  * required property left out, a property the schema does not know (when it forbids them), each
  * property broken as {@link invalidScalars} does, and the whole body of another JSON type.
  */
-export function invalidObjects(
-  document: Node,
-  schema: unknown,
-  compile: (schema: unknown) => (value: unknown) => boolean,
-): Mutation<unknown>[] {
+export function invalidObjects(document: Node, schema: unknown, compile: (schema: unknown) => (value: unknown) => boolean): Mutation<unknown>[] {
   const s = flatten(document, schema);
   const isValid = compile(schema);
   const out: Mutation<unknown>[] = [];

@@ -8,7 +8,10 @@ import { spawnSync } from 'node:child_process';
 export function serviceUp(name: string, port: number): boolean {
   const probe = spawnSync(
     process.execPath,
-    ['-e', `const s=require('node:net').connect(${port},'127.0.0.1');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),2000)`],
+    [
+      '-e',
+      `const s=require('node:net').connect(${port},'127.0.0.1');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),2000)`,
+    ],
     { timeout: 5_000 },
   );
   const up = probe.status === 0;

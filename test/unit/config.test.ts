@@ -60,7 +60,11 @@ describe('loadConfig', () => {
     ['the admin name as its password', { ADMIN_NAME: 'superuser-1', ADMIN_PASSWORD: 'SUPERUSER-1' }, /ADMIN_PASSWORD must not be the name/],
     ['an algorithm this server does not sign with', { JWT_ALGORITHM: 'RS256' }, /JWT_ALGORITHM must be one of HS256, ES256, EdDSA/],
     ['the none algorithm', { JWT_ALGORITHM: 'none' }, /JWT_ALGORITHM must be one of/],
-    ['a rotation period no longer than the publish lead', { JWT_KEY_ROTATION_PERIOD: '600' }, /JWT_KEY_ROTATION_PERIOD must be longer than JWT_KEY_PUBLISH_LEAD/],
+    [
+      'a rotation period no longer than the publish lead',
+      { JWT_KEY_ROTATION_PERIOD: '600' },
+      /JWT_KEY_ROTATION_PERIOD must be longer than JWT_KEY_PUBLISH_LEAD/,
+    ],
     ['a public URL with a query', { PUBLIC_URL: 'https://auth.example/?x=1' }, /PUBLIC_URL must be an http\(s\) URL/],
     ['a public URL that is not http', { PUBLIC_URL: 'ftp://auth.example' }, /PUBLIC_URL must be an http\(s\) URL/],
   ])('when given %s, then it refuses, naming the key', (_name, env, want) => {

@@ -151,7 +151,7 @@ describe('the examples are where a reader and a contract-testing tool need them'
   });
 });
 
-describe('the problem codes of the contract are the server\'s', () => {
+describe("the problem codes of the contract are the server's", () => {
   test('when Problem.code is read, then its enum lists exactly the codes of src/errors.ts', () => {
     const listed = doc['components']['schemas']['Problem']['properties']['code']['enum'] as string[];
     expect([...listed].sort()).toEqual(Object.keys(errorStatus).sort());

@@ -52,13 +52,19 @@ describe('the router is built from the contract', () => {
   });
 
   test('when the contract says security: [], then the operation is public; otherwise bearerAuth applies', () => {
-    const publicIds = contract.operations.filter((op) => op.public).map((op) => op.id).sort();
+    const publicIds = contract.operations
+      .filter((op) => op.public)
+      .map((op) => op.id)
+      .sort();
     expect(publicIds).toEqual(['getJwks', 'getServerMetadata', 'health', 'login', 'ready', 'refresh', 'serverInfo', 'signup']);
   });
 });
 
 /** A contract of one operation, `GET /me` (operationId `whoAmI`), under the given security. */
-function tinyContract(security: { top?: unknown; op?: unknown }, schemes: Record<string, unknown> = { bearerAuth: { type: 'http', scheme: 'bearer' } }): Contract {
+function tinyContract(
+  security: { top?: unknown; op?: unknown },
+  schemes: Record<string, unknown> = { bearerAuth: { type: 'http', scheme: 'bearer' } },
+): Contract {
   const op: Record<string, unknown> = { operationId: 'whoAmI', responses: { '200': { description: 'The caller.' } } };
   if (security.op !== undefined) op['security'] = security.op;
   return parseContract(
@@ -95,23 +101,55 @@ describe("start-up holds the contract's security to what the handlers read", () 
 
   test("when the top-level security is removed, then createApp refuses to build, naming getUser and every operation that reads the caller's claims", async () => {
     const stripped = contractWithoutTopLevelSecurity();
-    await expect(build(stripped)).rejects.toThrow(/operation "getUser" \(GET \/user\): its handler reads the caller's claims, but openapi\.yaml makes it public/);
+    await expect(build(stripped)).rejects.toThrow(
+      /operation "getUser" \(GET \/user\): its handler reads the caller's claims, but openapi\.yaml makes it public/,
+    );
     const error = await build(stripped).then(
       () => undefined,
       (e: Error) => e,
     );
     const named = [...String(error?.message).matchAll(/operation "(\w+)"/g)].map((m) => m[1]).sort();
-    expect(named).toEqual(Object.entries(AUTH_USE).filter(([, use]) => use === 'required').map(([id]) => id).sort());
+    expect(named).toEqual(
+      Object.entries(AUTH_USE)
+        .filter(([, use]) => use === 'required')
+        .map(([id]) => id)
+        .sort(),
+    );
   });
 
   test.each<[string, { security: { top?: unknown; op?: unknown }; use: string; want: RegExp | null }]>([
-    ['when the operation says security: [] and its handler needs the claims, then start-up stops', { security: { top: [{ bearerAuth: [] }], op: [] }, use: 'required', want: /"whoAmI" \(GET \/me\): its handler reads the caller's claims, but openapi\.yaml makes it public/ }],
-    ['when there is no security anywhere and the handler needs the claims, then start-up stops', { security: {}, use: 'required', want: /"whoAmI".*makes it public/ }],
-    ['when security is only the empty requirement [{}] and the handler needs the claims, then start-up stops', { security: { op: [{}] }, use: 'required', want: /"whoAmI".*makes it public/ }],
-    ['when security is optional and the handler needs the claims, then start-up stops', { security: { op: [{}, { bearerAuth: [] }] }, use: 'required', want: /"whoAmI".*makes the token optional/ }],
-    ['when the operation says security: [] and its handler reads claims when sent, then start-up stops', { security: { op: [] }, use: 'optional', want: /"whoAmI".*reads the caller's claims when a token is sent/ }],
-    ['when security is optional and the handler reads claims when sent, then it passes', { security: { op: [{}, { bearerAuth: [] }] }, use: 'optional', want: null }],
-    ['when security is required and the handler reads claims when sent, then it passes', { security: { top: [{ bearerAuth: [] }] }, use: 'optional', want: null }],
+    [
+      'when the operation says security: [] and its handler needs the claims, then start-up stops',
+      {
+        security: { top: [{ bearerAuth: [] }], op: [] },
+        use: 'required',
+        want: /"whoAmI" \(GET \/me\): its handler reads the caller's claims, but openapi\.yaml makes it public/,
+      },
+    ],
+    [
+      'when there is no security anywhere and the handler needs the claims, then start-up stops',
+      { security: {}, use: 'required', want: /"whoAmI".*makes it public/ },
+    ],
+    [
+      'when security is only the empty requirement [{}] and the handler needs the claims, then start-up stops',
+      { security: { op: [{}] }, use: 'required', want: /"whoAmI".*makes it public/ },
+    ],
+    [
+      'when security is optional and the handler needs the claims, then start-up stops',
+      { security: { op: [{}, { bearerAuth: [] }] }, use: 'required', want: /"whoAmI".*makes the token optional/ },
+    ],
+    [
+      'when the operation says security: [] and its handler reads claims when sent, then start-up stops',
+      { security: { op: [] }, use: 'optional', want: /"whoAmI".*reads the caller's claims when a token is sent/ },
+    ],
+    [
+      'when security is optional and the handler reads claims when sent, then it passes',
+      { security: { op: [{}, { bearerAuth: [] }] }, use: 'optional', want: null },
+    ],
+    [
+      'when security is required and the handler reads claims when sent, then it passes',
+      { security: { top: [{ bearerAuth: [] }] }, use: 'optional', want: null },
+    ],
     ['when security is required and the handler reads no claims, then it passes', { security: { top: [{ bearerAuth: [] }] }, use: 'none', want: null }],
     ['when the operation says security: [] and its handler reads no claims, then it passes', { security: { op: [] }, use: 'none', want: null }],
   ])('%s', (_name, { security, use, want }) => {
@@ -121,9 +159,16 @@ describe("start-up holds the contract's security to what the handlers read", () 
   });
 
   test('when an operation names a scheme the server does not check, then start-up stops naming it', () => {
-    const contract = tinyContract({ op: [{ apiKey: [] }, { bearerAuth: [] }] }, { bearerAuth: { type: 'http', scheme: 'bearer' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-Key' } });
-    expect(() => checkSecurity(contract, { whoAmI: 'required' })).toThrow('operation "whoAmI" (GET /me) names security scheme "apiKey", which is not HTTP bearer');
-    expect(() => checkSecurity(tinyContract({ op: [{ cookieAuth: [] }] }), { whoAmI: 'required' })).toThrow('names security scheme "cookieAuth", which components.securitySchemes does not declare');
+    const contract = tinyContract(
+      { op: [{ apiKey: [] }, { bearerAuth: [] }] },
+      { bearerAuth: { type: 'http', scheme: 'bearer' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-Key' } },
+    );
+    expect(() => checkSecurity(contract, { whoAmI: 'required' })).toThrow(
+      'operation "whoAmI" (GET /me) names security scheme "apiKey", which is not HTTP bearer',
+    );
+    expect(() => checkSecurity(tinyContract({ op: [{ cookieAuth: [] }] }), { whoAmI: 'required' })).toThrow(
+      'names security scheme "cookieAuth", which components.securitySchemes does not declare',
+    );
   });
 });
 
@@ -176,7 +221,11 @@ describe('security: [{}, {bearerAuth: []}] is optional authentication', () => {
 
   test.each([
     ['a forged token', () => `Bearer ${sign().slice(0, -2)}xx`],
-    ['a token signed with another key', () => `Bearer ${createTokens({ secret: `${SECRET}-other`, issuer: 'iss', audience: 'aud', accessTokenTtl: 900, clockSkew: 30 }, clock).signAccess({ id: 'u1', name: 'alice', role: 'admin' }, 's1', clock.now() + 86_400_000).token}`],
+    [
+      'a token signed with another key',
+      () =>
+        `Bearer ${createTokens({ secret: `${SECRET}-other`, issuer: 'iss', audience: 'aud', accessTokenTtl: 900, clockSkew: 30 }, clock).signAccess({ id: 'u1', name: 'alice', role: 'admin' }, 's1', clock.now() + 86_400_000).token}`,
+    ],
     ['another scheme', () => 'Basic YWxpY2U6c2VjcmV0'],
   ])('when the request has %s, then it gets 401 and never reaches the handler', async (_name, header) => {
     const res = await app().get('/me').set('Authorization', header());

@@ -25,7 +25,9 @@ describe('pretty logs only in development', () => {
   });
 
   test('when NODE_ENV=production asks for LOG_PRETTY=true, then the configuration is refused', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET, LOG_PRETTY: 'true' })).toThrow(/LOG_PRETTY=true is not allowed when NODE_ENV=production/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET, LOG_PRETTY: 'true' })).toThrow(
+      /LOG_PRETTY=true is not allowed when NODE_ENV=production/,
+    );
   });
 
   test('when lines go through the pretty destination, then they are text for people, not JSON, and secrets are still redacted', () => {

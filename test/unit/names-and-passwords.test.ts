@@ -153,27 +153,38 @@ describe('createPasswords: hashes at once', () => {
   }
   const params = { memoryCost: 19_456, timeCost: 2, parallelism: 1 };
 
-  test.each([1, 2])('when many hashes and verifications are asked at once with concurrency %i, then no more than that run, and every one finishes', async (concurrency) => {
-    const { impl, state, finishOne } = heldArgon2();
-    const made = createPasswords({ ...params, concurrency }, impl);
-    await finishOne(); // the dummy hash made at creation
-    const passwords = await made;
-    state.most = 0;
-    state.started = 0;
-    const hashes = Array.from({ length: 5 }, (_, i) => passwords.hash(`password-${i}`));
-    const checks = Array.from({ length: 5 }, (_, i) => passwords.verify(`$argon2id$v=19$m=19456,t=2,p=1$password-${i}`, i % 2 ? `password-${i}` : 'wrong'));
-    for (let i = 0; i < 5; i += 1) await new Promise((r) => setImmediate(r));
-    expect(state.running).toBe(concurrency);
-    for (let i = 0; i < 50 && (state.started < 10 || state.running > 0); i += 1) await finishOne();
-    expect([state.started, state.running]).toEqual([10, 0]);
-    expect(state.most).toBe(concurrency);
-    expect(await Promise.all(hashes)).toEqual(Array.from({ length: 5 }, (_, i) => `$argon2id$v=19$m=19456,t=2,p=1$password-${i}`));
-    expect(await Promise.all(checks)).toEqual([false, true, false, true, false]);
-  });
+  test.each([1, 2])(
+    'when many hashes and verifications are asked at once with concurrency %i, then no more than that run, and every one finishes',
+    async (concurrency) => {
+      const { impl, state, finishOne } = heldArgon2();
+      const made = createPasswords({ ...params, concurrency }, impl);
+      await finishOne(); // the dummy hash made at creation
+      const passwords = await made;
+      state.most = 0;
+      state.started = 0;
+      const hashes = Array.from({ length: 5 }, (_, i) => passwords.hash(`password-${i}`));
+      const checks = Array.from({ length: 5 }, (_, i) => passwords.verify(`$argon2id$v=19$m=19456,t=2,p=1$password-${i}`, i % 2 ? `password-${i}` : 'wrong'));
+      for (let i = 0; i < 5; i += 1) await new Promise((r) => setImmediate(r));
+      expect(state.running).toBe(concurrency);
+      for (let i = 0; i < 50 && (state.started < 10 || state.running > 0); i += 1) await finishOne();
+      expect([state.started, state.running]).toEqual([10, 0]);
+      expect(state.most).toBe(concurrency);
+      expect(await Promise.all(hashes)).toEqual(Array.from({ length: 5 }, (_, i) => `$argon2id$v=19$m=19456,t=2,p=1$password-${i}`));
+      expect(await Promise.all(checks)).toEqual([false, true, false, true, false]);
+    },
+  );
 
   test('when a verification throws (a malformed hash), then it answers false and frees its turn', async () => {
     const { impl, finishOne } = heldArgon2();
-    const made = createPasswords({ ...params, concurrency: 1 }, { ...impl, verify: async () => { throw new Error('malformed'); } });
+    const made = createPasswords(
+      { ...params, concurrency: 1 },
+      {
+        ...impl,
+        verify: async () => {
+          throw new Error('malformed');
+        },
+      },
+    );
     await finishOne();
     const passwords = await made;
     expect(await passwords.verify('not a hash', 'x')).toBe(false);

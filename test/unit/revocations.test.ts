@@ -205,7 +205,11 @@ describe('the revocation list over a real store', () => {
     const u = await one.makeUser({ name: 'bob' });
     const a = await one.login('bob', u.password);
     const b = await one.login('bob', u.password);
-    const changed = await one.http().put('/user/password').set('Authorization', `Bearer ${a.access}`).send({ current_password: u.password, new_password: 'a-brand-new-password' });
+    const changed = await one
+      .http()
+      .put('/user/password')
+      .set('Authorization', `Bearer ${a.access}`)
+      .send({ current_password: u.password, new_password: 'a-brand-new-password' });
     expect(expectContract(changed, 'PUT', '/user/password').status).toBe(204);
     const restarted = await makeApp({}, { store, clock });
     await restarted.app.services.revocations.sync();

@@ -61,15 +61,18 @@ describe('key encryption at rest', () => {
 });
 
 describe('key states follow the clock', () => {
-  test.each<[SigningAlgorithm]>([['HS256'], ['ES256'], ['EdDSA']])('when an empty store is synced (%s), then one current key signs, with a kid', async (alg) => {
-    const { keyring } = await setup({ algorithm: alg });
-    await keyring.sync();
-    const list = keyring.list();
-    expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({ alg, state: 'current', retiredAt: null });
-    expect(keyring.signer().kid).toBe(list[0]?.kid);
-    expect(keyring.publicJwks()).toHaveLength(alg === 'HS256' ? 0 : 1);
-  });
+  test.each<[SigningAlgorithm]>([['HS256'], ['ES256'], ['EdDSA']])(
+    'when an empty store is synced (%s), then one current key signs, with a kid',
+    async (alg) => {
+      const { keyring } = await setup({ algorithm: alg });
+      await keyring.sync();
+      const list = keyring.list();
+      expect(list).toHaveLength(1);
+      expect(list[0]).toMatchObject({ alg, state: 'current', retiredAt: null });
+      expect(keyring.signer().kid).toBe(list[0]?.kid);
+      expect(keyring.publicJwks()).toHaveLength(alg === 'HS256' ? 0 : 1);
+    },
+  );
 
   test('when a key is rotated, then the new one is next (published, not signing) until the lead passes, then current; the old one retires and verifies one TTL + skew more', async () => {
     const { keyring, clock } = await setup();
@@ -80,7 +83,12 @@ describe('key states follow the clock', () => {
     expect(next.state).toBe('next');
     expect(next.activateAt).toBe(start + 10 * MINUTE);
     expect(keyring.signer().kid).toBe(old);
-    expect(keyring.publicJwks().map((k) => k.kid).sort()).toEqual([old, next.kid].sort());
+    expect(
+      keyring
+        .publicJwks()
+        .map((k) => k.kid)
+        .sort(),
+    ).toEqual([old, next.kid].sort());
 
     clock.advance(10 * MINUTE);
     expect(keyring.signer().kid).toBe(next.kid);

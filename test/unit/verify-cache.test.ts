@@ -15,7 +15,10 @@ const TTL = 900;
 
 /** What the request path does with a token: the cache, else jsonwebtoken.verify as koa-jwt calls it, then acceptVerified. */
 function verifyAccess(tokens: Tokens, token: string) {
-  return tokens.cachedAccess(token) ?? tokens.acceptVerified(token, jwt.verify(token, tokens.keyFor(jwt.decode(token, { complete: true })?.header ?? { alg: 'none' }), tokens.verifyOptions()));
+  return (
+    tokens.cachedAccess(token) ??
+    tokens.acceptVerified(token, jwt.verify(token, tokens.keyFor(jwt.decode(token, { complete: true })?.header ?? { alg: 'none' }), tokens.verifyOptions()))
+  );
 }
 
 /** Tokens, a revocation list and the middleware over one fixed clock. */
@@ -35,7 +38,12 @@ function setup(opts: { clockSkew?: number; cacheSize?: number } = {}) {
     const state: Record<string, unknown> = {};
     // What the middleware and koa-jwt read of a Koa context.
     const header = authorization === undefined ? {} : { authorization };
-    const ctx = { get: (name: string) => (name.toLowerCase() === 'authorization' ? (authorization ?? '') : ''), header, headers: header, state } as unknown as Context;
+    const ctx = {
+      get: (name: string) => (name.toLowerCase() === 'authorization' ? (authorization ?? '') : ''),
+      header,
+      headers: header,
+      state,
+    } as unknown as Context;
     reached = false;
     await middleware(ctx, async () => {
       reached = true;
