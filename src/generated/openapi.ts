@@ -715,11 +715,12 @@ export interface components {
             password: components["schemas"]["NewPassword"];
         };
         /**
-         * @description What happened (the README's table says when each is written). `key_rotated` and
-         *     `key_retired` are written by the signing-key tooling.
+         * @description What happened (the README's table says when each is written). `key_rotated`,
+         *     `key_retired` and `key_removed` are written by the signing keys (`npm run keys`, and
+         *     automatic rotation).
          * @enum {string}
          */
-        AuditEventName: "login_succeeded" | "login_failed" | "login_limited" | "refresh_token_reused" | "logout" | "session_ended" | "other_sessions_ended" | "password_changed" | "password_change_failed" | "signup" | "role_changed" | "user_disabled" | "user_enabled" | "password_set_by_admin" | "user_deleted" | "sessions_ended_by_admin" | "key_rotated" | "key_retired";
+        AuditEventName: "login_succeeded" | "login_failed" | "login_limited" | "refresh_token_reused" | "logout" | "session_ended" | "other_sessions_ended" | "password_changed" | "password_change_failed" | "signup" | "role_changed" | "user_disabled" | "user_enabled" | "password_set_by_admin" | "user_deleted" | "sessions_ended_by_admin" | "key_rotated" | "key_retired" | "key_removed";
         /**
          * @description The event's number; larger is later.
          * @example 1042

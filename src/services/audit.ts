@@ -4,9 +4,9 @@ import type { Logger } from './logger';
 
 /**
  * Every event the audit trail records. The contract's `AuditEventName` lists the same names
- * (test/integration/audit.test.ts holds them together). `key_rotated` and `key_retired` are
- * reserved for the signing-key CLI, which writes them with {@link auditEvent} and
- * `store.recordAudit` (actor null, `details.kid`).
+ * (test/integration/audit.test.ts holds them together). `key_rotated`, `key_retired` and
+ * `key_removed` are written by the keyring (services/signing-keys.ts) when the CLI or the
+ * schedule changes the keys (actor null, `details.kid`).
  */
 export const AUDIT_EVENTS = [
   'login_succeeded',
@@ -27,6 +27,7 @@ export const AUDIT_EVENTS = [
   'sessions_ended_by_admin',
   'key_rotated',
   'key_retired',
+  'key_removed',
 ] as const;
 
 export type AuditEventName = (typeof AUDIT_EVENTS)[number];

@@ -12,6 +12,7 @@ import {
   randomBytes,
 } from 'node:crypto';
 import type { Clock } from '../clock';
+import { auditEvent } from './audit';
 import type { SigningAlgorithm, SigningKeyRecord, Store } from '../store/store';
 
 export type { SigningAlgorithm } from '../store/store';
@@ -302,6 +303,19 @@ export function createKeyring(opts: { store: Store; clock: Clock; settings: Keyr
     return ok ? record : undefined;
   };
 
+  // Key changes go to the audit trail after they are made (a failed write is reported to the
+  // caller; the change stands). Nobody is signed in behind them: the CLI or the schedule.
+  const audit = (
+    event: 'key_rotated' | 'key_retired' | 'key_removed',
+    at: number,
+    k: SigningKeyRecord,
+    trigger: 'command' | 'schedule',
+    more: Record<string, unknown> = {},
+  ) =>
+    store.recordAudit(
+      auditEvent(event, at, undefined, { details: { kid: k.kid, alg: k.alg, activate_at: new Date(k.activateAt).toISOString(), trigger, ...more } }),
+    );
+
   const syncOnce = async () => {
     await reload();
     const now = clock.now();
@@ -318,7 +332,11 @@ export function createKeyring(opts: { store: Store; clock: Clock; settings: Keyr
       // in their JWKS cache before its first token.
       const handOver = current.activateAt + settings.rotationPeriodMs;
       if (now >= handOver - settings.publishLeadMs) {
-        if (await addNext(now, Math.max(handOver, now + settings.publishLeadMs))) bus?.publish();
+        const made = await addNext(now, Math.max(handOver, now + settings.publishLeadMs));
+        if (made) {
+          bus?.publish();
+          await audit('key_rotated', now, made, 'schedule');
+        }
         await reload();
       }
     }
@@ -413,6 +431,7 @@ export function createKeyring(opts: { store: Store; clock: Clock; settings: Keyr
       const record = await addNext(now, o.immediately ? now : now + settings.publishLeadMs);
       if (!record) throw new KeyringError('Another process rotated the keys at the same moment; see: npm run keys -- list');
       bus?.publish();
+      await audit('key_rotated', now, record, 'command');
       await reload();
       return keyInfo(record, now);
     },
@@ -438,6 +457,7 @@ export function createKeyring(opts: { store: Store; clock: Clock; settings: Keyr
         }
       }
       bus?.publish();
+      await audit('key_retired', now, r, 'command');
       await reload();
       return keyInfo(find(kid), now);
     },
@@ -452,6 +472,7 @@ export function createKeyring(opts: { store: Store; clock: Clock; settings: Keyr
       }
       if (!(await store.deleteSigningKey(kid))) throw new KeyringError(`No signing key has the kid "${kid}".`);
       bus?.publish();
+      await audit('key_removed', now, r, 'command', { forced: state !== 'expired' });
       await reload();
     },
   };

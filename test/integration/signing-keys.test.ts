@@ -249,3 +249,25 @@ describe('GET /.well-known/jwks.json refuses what the contract refuses', () => {
     await t.close();
   });
 });
+
+describe('key changes in the audit trail', () => {
+  test('when a key is rotated, retired and removed (and rotated by the schedule), then each change is an audit event naming the kid and what triggered it', async () => {
+    const { t, header } = await setup({ JWT_ALGORITHM: 'ES256', JWT_KEY_PUBLISH_LEAD: '600', JWT_KEY_ROTATION_PERIOD: '86400' });
+    const keyring = t.app.services.keyring;
+    const next = await keyring.rotate();
+    await keyring.retire(next.kid);
+    await keyring.remove(next.kid);
+    // A day on, the schedule makes the next key by itself.
+    t.clock.advance(86_400 * SECOND);
+    await keyring.sync();
+    const events = (await t.store.listAudit({ limit: 50 })).filter((e) => e.event.startsWith('key_')).reverse();
+    expect(events.map((e) => [e.event, e.actorId, (e.details as { kid: string }).kid, (e.details as { trigger: string }).trigger])).toEqual([
+      ['key_rotated', null, next.kid, 'command'],
+      ['key_retired', null, next.kid, 'command'],
+      ['key_removed', null, next.kid, 'command'],
+      ['key_rotated', null, expect.not.stringMatching(`^(${next.kid}|${header.kid as string})$`), 'schedule'],
+    ]);
+    expect((events[2]?.details as { forced: boolean }).forced).toBe(false);
+    await t.close();
+  });
+});
