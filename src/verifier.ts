@@ -1,20 +1,27 @@
 import { createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import type { Context, Middleware, Next } from 'koa';
+import koaJwt from 'koa-jwt';
 
 // Self-contained on purpose: other services import this file alone (the package ships it as
-// `koa-jwt-auth-server/verifier`), so it imports nothing of the server and depends on node: and
-// Koa's types only.
+// `koa-jwt-auth-server/verifier`), so it imports nothing of the server: node:, koa-jwt and
+// jsonwebtoken (dependencies of the package) and Koa's types only.
 //
-// Why not koa-jwt with jwks-rsa's koaJwtSecret: koa-jwt verifies with jsonwebtoken, and
-// jsonwebtoken 9 can neither sign nor verify EdDSA ("Unknown key type "ed25519"", and its jwa
-// has no EdDSA: auth0/node-jsonwebtoken#987, auth0/node-jwa#38), so half of what this server
-// signs with could never pass. jwks-rsa 3.2.2 itself reads EC P-256 and OKP Ed25519 JWKs (through
-// jose 4), but: every token with a kid it has not cached fetches the whole JWKS again (failures
-// are not cached), its only brake is a per-minute token bucket (`jwksRequestsPerMinute`, whole
-// numbers, no cooldown in ms), it hands back a PEM without checking the key's `alg` against the
-// token's, and a token without kid gets the only key when the JWKS holds one. What is left to do
-// is small enough to do here, over node:crypto: pick the key by kid, check that its algorithm is
-// the token's, verify the signature, check the registered claims.
+// As the server's own guard (src/http/require-token.ts), koa-jwt checks the ES256 tokens: its
+// `secret` is a function of the token's header that hands jsonwebtoken the KeyObject of the
+// header's kid from this verifier's JWKS cache, once the key's alg is the header's. EdDSA tokens
+// are checked here over node:crypto, because jsonwebtoken 9 (under koa-jwt) can neither sign nor
+// verify EdDSA ("Unknown key type "ed25519"", and its jwa has no EdDSA:
+// auth0/node-jsonwebtoken#987, auth0/node-jwa#38).
+//
+// The JWKS is read here, not by jwks-rsa's koaJwtSecret: jwks-rsa 3.2.2 reads EC P-256 and OKP
+// Ed25519 JWKs (through jose 4), but every token with a kid it has not cached fetches the whole
+// JWKS again (failures are not cached), its only brake is a per-minute token bucket
+// (`jwksRequestsPerMinute`, whole numbers, no cooldown in ms), it hands back a PEM without
+// checking the key's `alg` against the token's, and a token without kid gets the only key when the
+// JWKS holds one. Everything checked before the signature (size, encoding, header parameters,
+// algorithm, kid, the key lookup with its fetches and 503s) is done here, in front of both paths,
+// so both answer alike.
 
 /** The algorithms this verifier knows: ECDSA P-256 with SHA-256 (RFC 7518 §3.4), Ed25519 (RFC 8037 §3.1). */
 export type VerifierAlgorithm = 'ES256' | 'EdDSA';
@@ -73,6 +80,13 @@ interface VerificationKey {
 }
 
 type Lookup = { key: VerificationKey } | { unknown: true } | { unavailable: true; retryAfter: number };
+
+interface KeySource {
+  /** The key of `kid`, fetching the JWKS when it is stale or does not hold it (once per cooldown). */
+  lookup(kid: string): Promise<Lookup>;
+  /** The key of `kid` in the JWKS fetched last, without fetching: for a kid `lookup` has just found. */
+  cached(kid: string): VerificationKey | undefined;
+}
 
 interface Refusal {
   status: 401 | 503;
@@ -177,7 +191,7 @@ function createKeySource(opts: {
   cooldown: number;
   algorithms: readonly VerifierAlgorithm[];
   now: () => number;
-}) {
+}): KeySource {
   let keys: Map<string, VerificationKey> | undefined;
   let fetchedAt = 0;
   let lastAttempt = Number.NEGATIVE_INFINITY;
@@ -206,7 +220,7 @@ function createKeySource(opts: {
     return inFlight;
   }
 
-  return async function lookup(kid: string): Promise<Lookup> {
+  async function lookup(kid: string): Promise<Lookup> {
     const known = fresh() ? keys?.get(kid) : undefined;
     if (known) return { key: known };
     if (inFlight) await inFlight;
@@ -217,7 +231,9 @@ function createKeySource(opts: {
     // Cannot tell an unknown kid from a key published since the last good fetch while the JWKS
     // does not answer: that is this service's trouble (503), not a bad token.
     return lastFailed ? { unavailable: true, retryAfter: retryAfter() } : { unknown: true };
-  };
+  }
+
+  return { lookup, cached: (kid) => keys?.get(kid) };
 }
 
 /** The JSON object that `part` encodes, or undefined. Only canonical base64url is read. */
@@ -234,13 +250,10 @@ function decodePart(part: string): Record<string, unknown> | undefined {
   }
 }
 
-function checkSignature(alg: VerifierAlgorithm, key: KeyObject, signingInput: string, signature: Buffer): boolean {
-  // Both are 64 bytes: r || s for ES256 (RFC 7518 §3.4, not DER), R || S for Ed25519.
-  if (signature.length !== 64) return false;
-  const data = Buffer.from(signingInput, 'ascii');
+/** The Ed25519 signature (R || S, RFC 8037 §3.1) over the signing input, by node:crypto. */
+function checkEdDsaSignature(key: KeyObject, signingInput: string, signature: Buffer): boolean {
   try {
-    if (alg === 'ES256') return verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
-    return verify(null, data, key, signature);
+    return verify(null, Buffer.from(signingInput, 'ascii'), key, signature);
   } catch {
     return false; // OpenSSL refusing the bytes is a bad signature too, not a 500
   }
@@ -252,12 +265,23 @@ interface Settings {
   algorithms: readonly VerifierAlgorithm[];
   clockTolerance: number;
   now: () => number;
-  lookup: (kid: string) => Promise<Lookup>;
+  keys: KeySource;
 }
 
-/** The claims of `token`, or why it is refused. */
-async function verifyToken(token: string, s: Settings): Promise<{ claims: VerifiedClaims } | { refusal: Refusal }> {
-  const refuse = (detail?: string) => ({ refusal: invalid(detail) });
+type Outcome = { claims: VerifiedClaims } | { refusal: Refusal };
+
+/** A token that passed every check made before the signature, with the key its kid names. */
+interface Checked {
+  token: string;
+  key: VerificationKey;
+  signingInput: string;
+  signature: Buffer;
+  payload: Record<string, unknown>;
+}
+
+/** What is checked before the signature, for both algorithms: the token, or why it is refused. */
+async function precheck(token: string, s: Settings): Promise<{ checked: Checked } | { refusal: Refusal }> {
+  const refuse = () => ({ refusal: invalid() });
   if (token.length > MAX_TOKEN_CHARS) return refuse();
   const parts = token.split('.');
   if (parts.length !== 3 || parts.some((p) => p === '')) return refuse(); // `none` has an empty signature
@@ -273,7 +297,7 @@ async function verifyToken(token: string, s: Settings): Promise<{ claims: Verifi
   // Every token of the auth server names its key; without kid there is nothing to look up.
   if (typeof kid !== 'string' || kid === '' || kid.length > MAX_KID_CHARS) return refuse();
 
-  const found = await s.lookup(kid);
+  const found = await s.keys.lookup(kid);
   if ('unavailable' in found) {
     return {
       refusal: {
@@ -289,20 +313,99 @@ async function verifyToken(token: string, s: Settings): Promise<{ claims: Verifi
   if (key.alg !== alg) return refuse();
   const signature = Buffer.from(encodedSignature, 'base64url');
   if (signature.toString('base64url') !== encodedSignature) return refuse();
-  if (!checkSignature(key.alg, key.key, `${encodedHeader}.${encodedPayload}`, signature)) return refuse();
+  // Both are 64 bytes: r || s for ES256 (RFC 7518 §3.4, not DER), R || S for Ed25519.
+  if (signature.length !== 64) return refuse();
+  return { checked: { token, key, signingInput: `${encodedHeader}.${encodedPayload}`, signature, payload } };
+}
 
-  // Registered claims (RFC 7519 §4.1), as jsonwebtoken checks them, with `exp` required: every
-  // token of the auth server has one, and a token without one would never expire.
+/**
+ * Registered claims (RFC 7519 §4.1), as jsonwebtoken checks them, with `exp` required (every token
+ * of the auth server has one, and a token without one would never expire) and `iat` not ahead.
+ * Undefined when they pass. `exp` comes first: an expired token is answered as expired.
+ */
+function checkClaims(payload: Record<string, unknown>, s: Settings): Refusal | undefined {
   const now = Math.floor(s.now() / 1000);
   const { exp, nbf, iat, iss, aud } = payload;
-  if (typeof exp !== 'number' || !Number.isFinite(exp)) return refuse();
-  if (now >= exp + s.clockTolerance) return refuse(EXPIRED);
-  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now + s.clockTolerance)) return refuse();
-  if (iat !== undefined && (typeof iat !== 'number' || iat > now + s.clockTolerance)) return refuse();
-  if (iss !== s.issuer) return refuse();
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return invalid();
+  if (now >= exp + s.clockTolerance) return invalid(EXPIRED);
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now + s.clockTolerance)) return invalid();
+  if (iat !== undefined && (typeof iat !== 'number' || iat > now + s.clockTolerance)) return invalid();
+  if (iss !== s.issuer) return invalid();
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!audiences.some((a) => typeof a === 'string' && s.audiences.includes(a))) return refuse();
-  return { claims: Object.freeze(payload) };
+  if (!audiences.some((a) => typeof a === 'string' && s.audiences.includes(a))) return invalid();
+  return undefined;
+}
+
+/** EdDSA: signature over node:crypto (jsonwebtoken 9 has no EdDSA), then the claims. */
+function verifyEdDsa(c: Checked, s: Settings): Outcome {
+  if (!checkEdDsaSignature(c.key.key, c.signingInput, c.signature)) return { refusal: invalid() };
+  const refusal = checkClaims(c.payload, s);
+  return refusal ? { refusal } : { claims: Object.freeze(c.payload) };
+}
+
+/** The token koa-jwt is to verify, set by the verifier on the context it hands koa-jwt. */
+const CHECKED_TOKEN = Symbol('checkedToken');
+type GuardContext = Context & { [CHECKED_TOKEN]?: string };
+
+/** Errors jsonwebtoken raises for the claims, after it accepted the signature. */
+const isClaimsError = (e: unknown) => {
+  const { name, message } = (e ?? {}) as { name?: unknown; message?: unknown };
+  return name === 'TokenExpiredError' || name === 'NotBeforeError' || message === 'invalid nbf value';
+};
+
+/**
+ * ES256 through koa-jwt: jsonwebtoken.verify with the JWKS key, the algorithm pinned to ES256,
+ * the issuer, audience and clock tolerance, on the verifier's clock; then what jsonwebtoken leaves
+ * alone (exp required, iat not ahead) by checkClaims.
+ */
+function es256Verifier(s: Settings): (ctx: Context, c: Checked) => Promise<Outcome> {
+  // koa-jwt hands this whole object to jsonwebtoken.verify as its options.
+  const options = {
+    // koa-jwt calls this with the token's decoded header. The precheck has just looked the kid
+    // up (fetching the JWKS if need be), so the key is read from the cache without a fetch.
+    secret: async (header: jwt.JwtHeader): Promise<KeyObject> => {
+      const key = typeof header.kid === 'string' ? s.keys.cached(header.kid) : undefined;
+      if (!key) throw new jwt.JsonWebTokenError('unknown kid');
+      // RFC 8725 §3.1: the key's algorithm, whatever the header says.
+      if (key.alg !== header.alg || key.alg !== 'ES256') throw new jwt.JsonWebTokenError('alg does not match the key');
+      return key.key;
+    },
+    // Exactly the token the precheck passed (koa-jwt's own header parsing is stricter about spaces).
+    getToken: (ctx: GuardContext) => ctx[CHECKED_TOKEN] ?? null,
+    key: 'jwt',
+    // Failures come back in state.jwtOriginalError instead of koa-jwt's own 401.
+    passthrough: true,
+    algorithms: ['ES256'],
+    issuer: s.issuer,
+    audience: [...s.audiences],
+    clockTolerance: s.clockTolerance,
+    // { header, payload, signature }: the claims are the payload.
+    complete: true,
+  };
+  // A getter, read on every verification (jsonwebtoken copies its options), so the verifier's
+  // clock rules, as in src/services/tokens.ts. Copying this object would freeze it.
+  Object.defineProperty(options, 'clockTimestamp', { enumerable: true, get: () => Math.floor(s.now() / 1000) });
+  const guard = koaJwt(options as unknown as koaJwt.Options);
+
+  return async (ctx, c) => {
+    // koa-jwt reads its secret from ctx.state.secret in preference to its option, and leaves its
+    // results in ctx.state: it gets a context of its own, with a fresh state, so the key is the
+    // JWKS's whatever the app put there, and what is read below is this token's verdict alone.
+    const scope = Object.create(ctx) as GuardContext;
+    scope.state = {};
+    scope[CHECKED_TOKEN] = c.token;
+    await guard(scope, () => Promise.resolve());
+    const failure: unknown = scope.state['jwtOriginalError'];
+    if (failure !== undefined) {
+      // jsonwebtoken looks at nbf before exp; this verifier answers an expired token as expired.
+      return { refusal: (isClaimsError(failure) ? checkClaims(c.payload, s) : undefined) ?? invalid() };
+    }
+    const decoded = scope.state['jwt'] as jwt.Jwt | undefined;
+    const payload = decoded?.payload;
+    if (!isObject(payload)) return { refusal: invalid() }; // fails closed
+    const refusal = checkClaims(payload, s);
+    return refusal ? { refusal } : { claims: Object.freeze(payload) };
+  };
 }
 
 /** Answers the refusal as an RFC 9457 problem. */
@@ -382,7 +485,7 @@ export function jwtVerifier(options: VerifierOptions): Middleware {
     algorithms,
     clockTolerance: options.clockTolerance ?? 0,
     now,
-    lookup: createKeySource({
+    keys: createKeySource({
       uri: options.jwksUri,
       timeout: options.timeout ?? DEFAULT_TIMEOUT,
       cacheMaxAge: options.cacheMaxAge ?? DEFAULT_CACHE_MAX_AGE,
@@ -392,6 +495,14 @@ export function jwtVerifier(options: VerifierOptions): Middleware {
     }),
   };
   const stateKey = options.key ?? 'user';
+  const verifyEs256 = es256Verifier(settings);
+
+  /** The claims of `token`, or why it is refused. */
+  const verifyToken = async (ctx: Context, token: string): Promise<Outcome> => {
+    const pre = await precheck(token, settings);
+    if ('refusal' in pre) return pre;
+    return pre.checked.key.alg === 'ES256' ? verifyEs256(ctx, pre.checked) : verifyEdDsa(pre.checked, settings);
+  };
 
   return async function jwtVerifier(ctx: Context, next: Next) {
     const header = ctx.get('authorization');
@@ -401,7 +512,7 @@ export function jwtVerifier(options: VerifierOptions): Middleware {
     }
     // RFC 6750 §2.1: the scheme is case-insensitive; one token after it.
     const match = /^Bearer +(\S+) *$/i.exec(header);
-    const outcome = match?.[1] ? await verifyToken(match[1], settings) : { refusal: invalid() };
+    const outcome = match?.[1] ? await verifyToken(ctx, match[1]) : { refusal: invalid() };
     if ('refusal' in outcome) {
       answer(ctx, outcome.refusal);
       return;

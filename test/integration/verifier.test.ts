@@ -185,6 +185,73 @@ describe('accepted tokens', () => {
   });
 });
 
+describe('ES256 through koa-jwt, EdDSA over node:crypto', () => {
+  test('when an ES256 token arrives, then koa-jwt has jsonwebtoken.verify check it with the JWKS key and the pinned options on the verifier clock; an EdDSA token never reaches it', async () => {
+    const verifySpy = jest.spyOn(jwt, 'verify');
+    try {
+      const { server, clock } = await setup([ec1, ed1], { clockTolerance: 5 });
+      clock.advance(60_000);
+      const token = tokenOf(ec1, {}, START + 60_000);
+      await expectAccepted(server, token);
+      expect(verifySpy).toHaveBeenCalledTimes(1);
+      const [given, key, options] = verifySpy.mock.calls[0] as unknown as [string, KeyObject, Record<string, unknown>];
+      expect(given).toBe(token);
+      expect(key.equals(ec1.publicKey)).toBe(true);
+      // koa-jwt hands jsonwebtoken its own options: passthrough and getToken are koa-jwt's.
+      expect(options).toMatchObject({
+        algorithms: ['ES256'],
+        issuer: ISSUER,
+        audience: [AUDIENCE],
+        clockTolerance: 5,
+        complete: true,
+        passthrough: true,
+        clockTimestamp: Math.floor((START + 60_000) / 1000),
+      });
+      expect(typeof options['getToken']).toBe('function');
+
+      verifySpy.mockClear();
+      await expectAccepted(server, tokenOf(ed1, {}, START + 60_000));
+      await expectInvalid(server, jwt.sign(claims(), attackerEc.privateKey, { algorithm: 'ES256', keyid: 'ec-1' }));
+      expect(verifySpy).toHaveBeenCalledTimes(1); // the ES256 forgery, not the EdDSA token
+    } finally {
+      verifySpy.mockRestore();
+    }
+  });
+
+  test("when the app puts a secret in ctx.state (koa-jwt's override of its secret option), then the key is still the JWKS's", async () => {
+    const jwks = await startJwks([publicJwk(ec1)]);
+    cleanups.push(() => jwks.close());
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      ctx.state['secret'] = attackerEc.publicKey;
+      await next();
+    });
+    app.use(jwtVerifier({ jwksUri: jwks.uri, issuer: ISSUER, audience: AUDIENCE, clock: fixedClock(START) }));
+    app.use((ctx) => {
+      ctx.body = { claims: ctx.state['user'] as unknown };
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const ok = await request(url)
+      .get('/')
+      .set('Authorization', `Bearer ${tokenOf(ec1)}`);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toEqual({ claims: jwt.decode(tokenOf(ec1)) });
+    const forged = await request(url)
+      .get('/')
+      .set('Authorization', `Bearer ${jwt.sign(claims(), attackerEc.privateKey, { algorithm: 'ES256', keyid: 'ec-1' })}`);
+    expectProblem(forged, 401, 'invalid_token');
+  });
+});
+
 describe('refused tokens: 401 application/problem+json with Bearer error="invalid_token"', () => {
   const now = Math.floor(START / 1000);
   const hs256 = (secret: Buffer | string, kid: string) => {
