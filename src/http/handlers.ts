@@ -87,6 +87,7 @@ export const AUTH_USE = {
   endUserSessions: 'required',
   listAuditEvents: 'required',
   listActivity: 'required',
+  createUser: 'required',
 } as const satisfies AuthUses;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -258,6 +259,12 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       requireAdmin(claims);
       const { user } = await auth.changeAccount(params.id, { ...(body.role !== undefined ? { role: body.role } : {}), ...(body.disabled !== undefined ? { disabled: body.disabled } : {}) }, requestMeta(ctx, claims));
       return { status: 200, body: { id: user.id, name: user.name, role: user.role, disabled: user.disabled, created_at: iso(user.createdAt) } };
+    },
+
+    async createUser({ auth: claims, body, ctx }) {
+      requireAdmin(claims);
+      const user = await auth.createAccount(body.name, body.password, body.role ?? 'user', requestMeta(ctx, claims), ctx.ip);
+      return { status: 201, body: { id: user.id, name: user.name, role: user.role, disabled: user.disabled, created_at: iso(user.createdAt) } };
     },
 
     async deleteUser({ auth: claims, params, ctx }) {

@@ -15,7 +15,7 @@ const ROOT = path.join(__dirname, '..', '..');
 const SHOTS_DIR = path.join(RESULTS_DIR, 'pages');
 /** Copies for the README, written only when asked: `UPDATE_SCREENSHOTS=1 npx jest test/e2e/pages.test.ts`. */
 const README_SHOTS_DIR = path.join(ROOT, 'docs', 'screenshots');
-const README_SHOTS = new Set(['login-light', 'signup-dark', 'account-light', 'account-sessions-dark', 'not-found-light']);
+const README_SHOTS = new Set(['login-light', 'signup-dark', 'account-light', 'account-sessions-dark', 'account-activity-light', 'not-found-light']);
 const VIEWPORT = { width: 1000, height: 700 };
 
 /**
@@ -43,8 +43,7 @@ const text = async (page: Page, selector: string) => ((await page.locator(select
  * Imports one of the pages' modules in the page and applies `use` (JavaScript source) to it. As a
  * string: ts-jest would compile an import() inside an evaluated function to require().
  */
-const pageImport = <T>(page: Page, module: string, use: string): Promise<T> =>
-  page.evaluate(`import(${JSON.stringify(module)}).then(${use})`) as Promise<T>;
+const pageImport = <T>(page: Page, module: string, use: string): Promise<T> => page.evaluate(`import(${JSON.stringify(module)}).then(${use})`) as Promise<T>;
 const isPath = (pathname: string, method: string) => (r: Response) => new URL(r.url()).pathname === pathname && r.request().method() === method;
 
 describeBrowser('pages: colour modes, messages, account page, accessibility', () => {
@@ -211,7 +210,7 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
       expect(posts).toBe(0);
     });
 
-    test('when the password is wrong, then the server\'s message shows and the password is cleared; right, then the account page', async () => {
+    test("when the password is wrong, then the server's message shows and the password is cleared; right, then the account page", async () => {
       const { page } = await open();
       const user = await makeUser('lena');
       await page.goto('/login');
@@ -329,7 +328,10 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
 
       // From another device: find the browser's session and end it.
       const other = await apiLogin(user);
-      const listed = (await (await fetch(`${base}/sessions`, { headers: { Authorization: `Bearer ${other.access_token}` } })).json()) as { id: string; current: boolean }[];
+      const listed = (await (await fetch(`${base}/sessions`, { headers: { Authorization: `Bearer ${other.access_token}` } })).json()) as {
+        id: string;
+        current: boolean;
+      }[];
       const browserSession = listed.find((s) => !s.current);
       expect(browserSession).toBeDefined();
       const ended = await fetch(`${base}/sessions/${browserSession?.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${other.access_token}` } });
@@ -365,15 +367,88 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
       // GET /sessions, newest first: this browser, then the Safari session made before it.
       const items = page.locator('#sessions li[data-session-id]');
       expect(await items.count()).toBe(2);
-      expect(await text(page, '#sessions li.current-session .fw-semibold')).toBe('Chrome on Linux This session');
+      // Browser and system as the API read them from the user agent (its `browser` and `os`).
+      expect(await text(page, '#sessions li.current-session .fw-semibold')).toMatch(/^Chrome [\d.]+ on Linux This session$/);
+      expect(await text(page, '#sessions li.current-session .session-address')).toBe('From 127.0.0.1');
       expect(await page.locator('#sessions li.current-session .end-session').count()).toBe(0);
       const other = page.locator('#sessions li[data-session-id]:not(.current-session)');
-      expect(await text(page, '#sessions li[data-session-id]:not(.current-session) .fw-semibold')).toBe('Safari on macOS');
+      expect(await text(page, '#sessions li[data-session-id]:not(.current-session) .fw-semibold')).toMatch(/^Safari 17\.5 on macOS\b/);
       expect(await other.locator('time').first().getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
-      expect(await other.locator('.end-session').getAttribute('aria-label')).toMatch(/^End session: Safari on macOS, last active /);
-      // The places left for what the API will give (issue #14, step 2): there, empty and hidden.
-      expect(await page.locator('#recent-activity').isHidden()).toBe(true);
-      expect(await page.locator('#activity').innerHTML()).toBe('');
+      expect(await other.locator('.end-session').getAttribute('aria-label')).toMatch(/^End session: Safari 17\.5 on macOS\b.*, last active /);
+      expect(await page.locator('#end-others').isVisible()).toBe(true);
+
+      // Recent activity (GET /user/activity), newest first: this browser's login, then the Safari one.
+      await page.locator('#recent-activity').waitFor({ state: 'visible' });
+      const events = page.locator('#activity li[data-event]');
+      await events.first().waitFor();
+      expect(await events.evaluateAll((items) => items.map((i) => (i as HTMLElement).dataset['event']))).toEqual([
+        'login_succeeded',
+        'login_succeeded',
+        'signup',
+      ]);
+      expect(await text(page, '#activity li[data-event]:first-child .activity-event')).toBe('Logged in by you');
+      expect(await text(page, '#activity li[data-event]:first-child .small')).toMatch(/^just now · from 127\.0\.0\.1 · Chrome [\d.]+ on Linux\b/);
+      // One page holds them all: no "More".
+      expect(await page.locator('#activity-more').isHidden()).toBe(true);
+      // No admin link for a user.
+      expect(await page.locator('#admin-link').isHidden()).toBe(true);
+    });
+
+    test('when the activity runs past a page, then "More" follows the Link header to the next page', async () => {
+      const { page, context } = await open();
+      const user = await makeUser('mo');
+      for (let i = 0; i < 10; i += 1) await apiLogin(user);
+      await loggedIn(page, context, user);
+      await page.locator('#activity-more').waitFor({ state: 'visible' });
+      expect(await page.locator('#activity li[data-event]').count()).toBe(10);
+      const [next] = await Promise.all([page.waitForResponse(isPath('/user/activity', 'GET')), page.click('#activity-more')]);
+      expect(new URL(next.url()).searchParams.get('cursor')).toBeTruthy();
+      // 11 logins and the sign-up.
+      await page.waitForFunction(() => document.querySelectorAll('#activity li[data-event]').length === 12);
+      expect(await page.locator('#activity-more').isHidden()).toBe(true);
+    });
+
+    test('when "End all other sessions" is confirmed, then the others end (their tokens are refused) and this one goes on; cancelled, nothing ends', async () => {
+      const { page, context } = await open();
+      const user = await makeUser('olga');
+      const first = await apiLogin(user);
+      const second = await apiLogin(user, 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0');
+      await loggedIn(page, context, user);
+      expect(await page.locator('#sessions li[data-session-id]').count()).toBe(3);
+
+      const deletes: string[] = [];
+      page.on('request', (r) => {
+        if (r.method() === 'DELETE') deletes.push(new URL(r.url()).pathname);
+      });
+      await page.click('#end-others');
+      await page.locator('#confirm-modal.show').waitFor();
+      expect(await text(page, '#confirm-title')).toBe('End all other sessions?');
+      expect(await text(page, '#confirm-body')).toBe('Your 2 other sessions will be logged out at once. This session stays.');
+      await page.click('#confirm-modal .modal-footer [data-bs-dismiss="modal"]');
+      await page.locator('#confirm-modal').waitFor({ state: 'hidden' });
+      expect(deletes).toEqual([]);
+
+      await page.click('#end-others');
+      await page.locator('#confirm-modal.show').waitFor();
+      const [ended] = await Promise.all([page.waitForResponse(isPath('/sessions', 'DELETE')), page.click('#confirm-ok')]);
+      expect(ended.status()).toBe(200);
+      expect(await ended.json()).toEqual({ sessions_ended: 2 });
+      await page.locator('#sessions-notice').waitFor({ state: 'visible' });
+      expect(await text(page, '#sessions-notice')).toBe('2 other sessions were ended.');
+      await page.waitForFunction(() => document.querySelectorAll('#sessions li[data-session-id]').length === 1);
+      expect(await page.locator('#end-others').isHidden()).toBe(true);
+      for (const other of [first, second]) {
+        expect((await fetch(`${base}/user`, { headers: { Authorization: `Bearer ${other.access_token}` } })).status).toBe(401);
+      }
+      expect(await page.locator('#logged-in').isVisible()).toBe(true);
+      expect(deletes).toEqual(['/sessions']);
+    });
+
+    test('when an admin opens the account page, then it links to the admin console', async () => {
+      const { page, context } = await open();
+      await loggedIn(page, context, { name: 'admin', password: ADMIN_PASSWORD });
+      await page.locator('#admin-link').waitFor({ state: 'visible' });
+      expect(await page.getAttribute('#admin-link', 'href')).toBe('/admin');
     });
 
     test('when another session is ended from the list, then it is gone from the list and its refresh token stops working', async () => {
@@ -391,7 +466,11 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
       expect(await page.locator('#sessions li[data-session-id]').count()).toBe(1);
       expect(await text(page, '#sessions li:not([data-session-id])')).toBe('This is your only session.');
 
-      const refresh = await fetch(`${base}/refresh`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: elsewhere.refresh_token }) });
+      const refresh = await fetch(`${base}/refresh`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: elsewhere.refresh_token }),
+      });
       expect(refresh.status).toBe(401);
       const me = await fetch(`${base}/user`, { headers: { Authorization: `Bearer ${elsewhere.access_token}` } });
       expect(me.status).toBe(401);
@@ -454,7 +533,11 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
 
       const old = await fetch(`${base}/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(user) });
       expect(old.status).toBe(401);
-      const refresh = await fetch(`${base}/refresh`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: elsewhere.refresh_token }) });
+      const refresh = await fetch(`${base}/refresh`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: elsewhere.refresh_token }),
+      });
       expect(refresh.status).toBe(401);
       await page.fill('#name', user.name);
       await page.fill('#password', fresh);
@@ -489,9 +572,32 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
         name: 'account-sessions',
         show: async (page, context) => {
           const user = await makeUser('xena');
-          await apiLogin(user, 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1');
+          await apiLogin(
+            user,
+            'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1',
+          );
           await loggedIn(page, context, user);
           await page.locator('#sessions-heading').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+        },
+      },
+      {
+        name: 'account-activity',
+        show: async (page, context) => {
+          const user = await makeUser('yuri');
+          await apiLogin(user, 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0');
+          await loggedIn(page, context, user);
+          await page.locator('#activity li[data-event]').first().waitFor();
+          await page.locator('#activity-heading').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+        },
+      },
+      {
+        name: 'account-confirm',
+        show: async (page, context) => {
+          const user = await makeUser('zoe');
+          await apiLogin(user);
+          await loggedIn(page, context, user);
+          await page.click('#end-others');
+          await page.locator('#confirm-modal.show').waitFor();
         },
       },
       {
@@ -535,7 +641,9 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
             await page.screenshot({ path: path.join(README_SHOTS_DIR, `${shot}.png`) });
           }
           const results = await new AxeBuilder({ page, axeSource: AXE_SOURCE }).analyze();
-          expect(results.testEngine.version).toBe((JSON.parse(fs.readFileSync(require.resolve('axe-core/package.json'), 'utf8')) as { version: string }).version);
+          expect(results.testEngine.version).toBe(
+            (JSON.parse(fs.readFileSync(require.resolve('axe-core/package.json'), 'utf8')) as { version: string }).version,
+          );
           const serious = results.violations
             .filter((v) => v.impact === 'serious' || v.impact === 'critical')
             .map((v) => ({ rule: v.id, impact: v.impact, nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary ?? ''}`) }));

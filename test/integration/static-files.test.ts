@@ -24,7 +24,7 @@ describe('static files: only what the pages and /docs/ load', () => {
   test('when every file the pages, the docs page and their stylesheets load is fetched, then each is served (the allow-lists cover them)', async () => {
     const t = await makeApp();
     const wanted = new Set<string>();
-    for (const [file, url] of [['index.html', '/'], ['login.html', '/login'], ['signup.html', '/signup'], ['404.html', '/a/missing/page'], ['docs/index.html', '/docs/']] as const) {
+    for (const [file, url] of [['index.html', '/'], ['login.html', '/login'], ['signup.html', '/signup'], ['admin.html', '/admin'], ['404.html', '/a/missing/page'], ['docs/index.html', '/docs/']] as const) {
       for (const u of linkedUrls(file, url)) wanted.add(u);
     }
     for (const u of [...wanted]) {
@@ -34,7 +34,15 @@ describe('static files: only what the pages and /docs/ load', () => {
       for (const ref of cssUrls(res.text, u)) wanted.add(ref);
     }
     // The docs page's bundle and the icon font are among them: the lists were read right.
-    expect([...wanted]).toEqual(expect.arrayContaining(['/docs/swagger-ui-bundle.js', '/docs/swagger-initializer.js', '/vendor/bootstrap-icons/fonts/bootstrap-icons.woff2']));
+    expect([...wanted]).toEqual(
+      expect.arrayContaining([
+        '/docs/swagger-ui-bundle.js',
+        '/docs/swagger-initializer.js',
+        '/vendor/bootstrap-icons/fonts/bootstrap-icons.woff2',
+        '/vendor/bootstrap/js/bootstrap.bundle.min.js',
+        '/js/admin.js',
+      ]),
+    );
     for (const u of wanted) {
       const res = await t.http().get(u);
       expect([u, res.status]).toEqual([u, 200]);
