@@ -275,7 +275,7 @@ export function createApp(deps: AppDeps): AuthApp {
         // Of each package, only the files the pages and public/docs/index.html load: no source
         // maps, package.json, README or sources (the docs page and its initializer are ours, from
         // the mount above).
-        { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400, allow: ['css/bootstrap.min.css'] },
+        { prefix: '/vendor/bootstrap', root: packageDir('bootstrap', 'dist'), maxAge: 86_400, allow: ['css/bootstrap.min.css', 'js/bootstrap.bundle.min.js'] },
         {
           prefix: '/vendor/bootstrap-icons',
           root: packageDir('bootstrap-icons', 'font'),

@@ -57,7 +57,30 @@ async function readProblem(res) {
  * Sends one JSON request to this origin and returns the parsed body (null for 204).
  * Throws an ApiError carrying the problem document on any non-2xx answer or network failure.
  */
-export async function api(method, path, { body, token } = {}) {
+export async function api(method, path, options = {}) {
+  const res = await send(method, path, options);
+  return res.status === 204 ? null : res.json();
+}
+
+/**
+ * RFC 8288: the target of the `rel="next"` link of a Link header value, or null. The server sends
+ * one link, a relative reference (`</users?limit=20&cursor=...>; rel="next"`).
+ */
+export function nextLink(header) {
+  for (const part of (header || '').split(',')) {
+    const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (match && /(^|;)\s*rel="?([^";]*\s)?next(\s[^";]*)?"?\s*(;|$)/i.test(match[2])) return match[1];
+  }
+  return null;
+}
+
+/** A GET of a paged list: its items and the path of the next page (null on the last). */
+export async function apiPage(path, options = {}) {
+  const res = await send('GET', path, options);
+  return { items: await res.json(), next: nextLink(res.headers.get('link')) };
+}
+
+async function send(method, path, { body, token } = {}) {
   const headers = { Accept: 'application/json, application/problem+json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -80,7 +103,7 @@ export async function api(method, path, { body, token } = {}) {
       detail: 'The server could not be reached. Check the connection and try again.',
     });
   }
-  if (res.ok) return res.status === 204 ? null : res.json();
+  if (res.ok) return res;
   const retryAfter = Number.parseInt(res.headers.get('retry-after') || '', 10);
   throw new ApiError(await readProblem(res), Number.isFinite(retryAfter) ? retryAfter : undefined);
 }

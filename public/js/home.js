@@ -3,7 +3,9 @@
 // out. The access token lives only in this module's memory: never in localStorage,
 // sessionStorage or a readable cookie, where an injected script could read it. Other tabs share
 // renewals and logouts through session.js.
-import { api, ApiError, busy, clearFieldErrors, hideAlert, setFieldError, showAlert, showFieldErrors } from './api.js';
+import { api, ApiError, apiPage, busy, clearFieldErrors, hideAlert, setFieldError, showAlert, showFieldErrors } from './api.js';
+import { confirmAction } from './confirm.js';
+import { ago, element, eventWords, timeElement } from './events.js';
 import { checkAsTyped, passwordProblem } from './password-rule.js';
 import { announceLogout, onSessionChange, refresh as renew } from './session.js';
 
@@ -103,12 +105,21 @@ function ended(how) {
  * renew once and try again. A 401 from the renewal itself means the session is over.
  */
 async function authed(method, path, body) {
+  return withRenewal(() => api(method, path, { token: accessToken, body }));
+}
+
+/** A GET of a paged list with the access token: its items and the next page's path. */
+function authedPage(path) {
+  return withRenewal(() => apiPage(path, { token: accessToken }));
+}
+
+async function withRenewal(call) {
   try {
-    return await api(method, path, { token: accessToken, body });
+    return await call();
   } catch (error) {
     if (!isUnauthorized(error)) throw error;
     await refresh();
-    return api(method, path, { token: accessToken, body });
+    return call();
   }
 }
 
@@ -116,6 +127,8 @@ async function showUser() {
   user = await authed('GET', '/user');
   $('user-name').textContent = user.name;
   $('user-role').textContent = user.role;
+  // A link only: the console asks GET /user itself, and the API refuses a non-admin anyway.
+  $('admin-link').hidden = user.role !== 'admin';
   $('account-name').value = user.name;
 }
 
@@ -207,67 +220,17 @@ passwordForm.addEventListener('submit', (event) => {
 
 // ---- Sessions -----------------------------------------------------------------------------
 
-const when = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
-
-/** "just now", "5 minutes ago", "yesterday": how long ago `iso` was, in the largest unit that fits. */
-function ago(iso) {
-  const seconds = (Date.parse(iso) - Date.now()) / 1000;
-  for (const [unit, size] of [
-    ['day', 86_400],
-    ['hour', 3_600],
-    ['minute', 60],
-  ]) {
-    if (Math.abs(seconds) >= size) return relative.format(Math.round(seconds / size), unit);
-  }
-  return 'just now';
-}
-
-/**
- * A short name for a user agent ("Firefox on Linux"): enough to tell sessions apart until the
- * API reports session details (issue #14, step 2). The full text is shown beneath it.
- */
-function describeAgent(agent) {
-  if (!agent) return 'Unknown device';
-  const browser = [
-    [/Edg\//, 'Edge'],
-    [/OPR\//, 'Opera'],
-    [/Firefox\//, 'Firefox'],
-    [/Chrom(e|ium)\//, 'Chrome'],
-    [/Safari\//, 'Safari'],
-    [/^curl\//, 'curl'],
-  ].find(([re]) => re.test(agent))?.[1];
-  const system = [
-    [/Android/, 'Android'],
-    [/iPhone|iPad/, 'iOS'],
-    [/Windows/, 'Windows'],
-    [/Mac OS X|Macintosh/, 'macOS'],
-    [/CrOS/, 'ChromeOS'],
-    [/Linux/, 'Linux'],
-  ].find(([re]) => re.test(agent))?.[1];
-  if (browser && system) return `${browser} on ${system}`;
-  return browser || system || 'Other client';
-}
-
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-function timeElement(iso) {
-  const el = element('time', '', ago(iso));
-  el.dateTime = iso;
-  el.title = when.format(new Date(iso));
-  return el;
+/** "Firefox 128.0 on Linux", from what the API read of the session's user agent. */
+function describeSession(session) {
+  if (session.browser && session.os) return `${session.browser} on ${session.os}`;
+  return session.browser || session.os || (session.user_agent ? 'Other client' : 'Unknown device');
 }
 
 /** One list item; textContent only: the user agent is whatever a client sent. */
 function sessionItem(session) {
   const item = element('li', 'list-group-item d-flex flex-wrap justify-content-between align-items-start gap-2');
   item.dataset.sessionId = session.id;
-  const name = describeAgent(session.user_agent);
+  const name = describeSession(session);
 
   const about = element('div', 'flex-grow-1');
   const title = element('div', 'fw-semibold', name);
@@ -277,7 +240,8 @@ function sessionItem(session) {
   }
   const times = element('div', 'small text-body-secondary');
   times.append('Logged in ', timeElement(session.created_at), ' · last active ', timeElement(session.last_used_at));
-  about.append(title, times);
+  const place = element('div', 'small text-body-secondary session-address', session.address ? `From ${session.address}` : 'Address not known');
+  about.append(title, times, place);
   if (session.user_agent) about.append(element('div', 'small text-body-secondary session-agent', session.user_agent));
   item.append(about);
 
@@ -300,8 +264,40 @@ async function loadSessions() {
   const sessions = await authed('GET', '/sessions');
   const list = $('sessions');
   list.replaceChildren(...sessions.map(sessionItem));
-  if (sessions.length === 1 && sessions[0].current) {
-    list.append(element('li', 'list-group-item text-body-secondary small', 'This is your only session.'));
+  const others = sessions.filter((s) => !s.current).length;
+  if (others === 0) list.append(element('li', 'list-group-item text-body-secondary small', 'This is your only session.'));
+  $('end-others').hidden = others === 0;
+}
+
+async function endOtherSessions() {
+  const notice = $('sessions-notice');
+  hideAlert(notice);
+  hideAlert($('sessions-error'));
+  const count = $('sessions').querySelectorAll('li[data-session-id]:not(.current-session)').length;
+  const confirmed = await confirmAction({
+    title: 'End all other sessions?',
+    body: `${count === 1 ? 'Your other session' : `Your ${count} other sessions`} will be logged out at once. This session stays.`,
+    action: 'End other sessions',
+  });
+  if (!confirmed) return;
+  const button = $('end-others');
+  button.disabled = true;
+  let result;
+  try {
+    result = await authed('DELETE', '/sessions');
+  } catch (error) {
+    button.disabled = false;
+    if (isUnauthorized(error)) ended('session-ended');
+    else showAlert($('sessions-error'), `Ending the other sessions failed: ${error.message}`);
+    return;
+  }
+  button.disabled = false;
+  const n = result.sessions_ended;
+  showAlert(notice, n === 1 ? '1 other session was ended.' : `${n} other sessions were ended.`, 'success');
+  try {
+    await loadSessions();
+  } catch (error) {
+    if (isUnauthorized(error)) ended('session-ended');
   }
 }
 
@@ -339,9 +335,65 @@ async function endSession(id, button) {
   showAlert(notice, message, 'success');
 }
 
+// ---- Recent activity ----------------------------------------------------------------------
+
+const ACTIVITY_PAGE = 10;
+/** The next page of GET /user/activity, from its Link header; null once the last is shown. */
+let activityNext = null;
+
+const BY_WORDS = { self: 'by you', admin: 'by an admin', none: '' };
+
+/** One event; textContent only: the address and user agent are whatever a client sent. */
+function activityItem(event) {
+  const item = element('li', 'list-group-item');
+  item.dataset.event = event.event;
+  const title = element('div', 'fw-semibold activity-event', eventWords(event.event));
+  const by = BY_WORDS[event.by];
+  if (by) title.append(' ', element('span', 'fw-normal text-body-secondary', by));
+  const meta = element('div', 'small text-body-secondary');
+  meta.append(timeElement(event.at));
+  if (event.address) meta.append(` · from ${event.address}`);
+  const device = [event.browser, event.os].filter(Boolean).join(' on ');
+  if (device) meta.append(` · ${device}`);
+  item.append(title, meta);
+  return item;
+}
+
+async function loadActivity(more = false) {
+  const path = more && activityNext ? activityNext : `/user/activity?limit=${ACTIVITY_PAGE}`;
+  const { items, next } = await authedPage(path);
+  const list = $('activity');
+  if (!more) list.replaceChildren();
+  list.append(...items.map(activityItem));
+  if (list.children.length === 0) list.append(element('li', 'list-group-item text-body-secondary small', 'No activity recorded yet.'));
+  activityNext = next;
+  $('activity-more').hidden = next === null;
+  $('recent-activity').hidden = false;
+}
+
+async function moreActivity() {
+  const button = $('activity-more');
+  button.disabled = true;
+  hideAlert($('activity-error'));
+  try {
+    await loadActivity(true);
+  } catch (error) {
+    if (isUnauthorized(error)) ended('session-ended');
+    else showAlert($('activity-error'), `Could not load more activity: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function start() {
   $('logout').addEventListener('click', () => {
     logout();
+  });
+  $('end-others').addEventListener('click', () => {
+    endOtherSessions();
+  });
+  $('activity-more').addEventListener('click', () => {
+    moreActivity();
   });
   onSessionChange((change) => {
     // Only a tab that has a session takes another tab's news; one still loading gets it from refresh().
@@ -379,6 +431,15 @@ async function start() {
   } catch (error) {
     if (isUnauthorized(error)) ended('session-ended');
     else showAlert($('sessions-error'), `Could not load your sessions: ${error.message}`);
+  }
+  try {
+    await loadActivity();
+  } catch (error) {
+    if (isUnauthorized(error)) ended('session-ended');
+    else {
+      $('recent-activity').hidden = false;
+      showAlert($('activity-error'), `Could not load your activity: ${error.message}`);
+    }
   }
 }
 

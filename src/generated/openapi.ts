@@ -276,6 +276,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create an account (admins only)
+         * @description An admin makes an account with a name, a password and a role (`user` when left out),
+         *     whether or not sign-up is open (`POST /users` is the public sign-up). The name and password
+         *     rules are sign-up's: a name that is taken, or too similar to an existing one, is 409
+         *     `name_taken`; a weak password is 422 `weak_password`. Only an admin's token may ask; any
+         *     other gets 403 `forbidden`. Written to the audit trail (`user_created`, never the
+         *     password).
+         */
+        post: operations["createUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions": {
         parameters: {
             query?: never;
@@ -623,6 +648,11 @@ export interface components {
             name: components["schemas"]["Name"];
             password: components["schemas"]["NewPassword"];
         };
+        CreateUserRequest: {
+            name: components["schemas"]["Name"];
+            password: components["schemas"]["NewPassword"];
+            role?: components["schemas"]["Role"];
+        };
         /** @description `{}` when the refresh token rides in the cookie. */
         RefreshRequest: {
             refresh_token?: components["schemas"]["RefreshToken"];
@@ -720,7 +750,7 @@ export interface components {
          *     automatic rotation).
          * @enum {string}
          */
-        AuditEventName: "login_succeeded" | "login_failed" | "login_limited" | "refresh_token_reused" | "logout" | "session_ended" | "other_sessions_ended" | "password_changed" | "password_change_failed" | "signup" | "role_changed" | "user_disabled" | "user_enabled" | "password_set_by_admin" | "user_deleted" | "sessions_ended_by_admin" | "key_rotated" | "key_retired" | "key_removed";
+        AuditEventName: "login_succeeded" | "login_failed" | "login_limited" | "refresh_token_reused" | "logout" | "session_ended" | "other_sessions_ended" | "password_changed" | "password_change_failed" | "signup" | "user_created" | "role_changed" | "user_disabled" | "user_enabled" | "password_set_by_admin" | "user_deleted" | "sessions_ended_by_admin" | "key_rotated" | "key_retired" | "key_removed";
         /**
          * @description The event's number; larger is later.
          * @example 1042
@@ -1894,6 +1924,53 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             403: components["responses"]["SignupDisabled"];
+            405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["WeakPassword"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StoreUnavailableOrBusy"];
+        };
+    };
+    createUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUserRequest"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "6zj-aJxeoCRLYOaVJnhLwQ",
+                     *       "name": "carol",
+                     *       "role": "user",
+                     *       "disabled": false,
+                     *       "created_at": "2026-12-03T04:12:44.101Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UserDetails"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminOnly"];
             405: components["responses"]["MethodNotAllowed"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];

@@ -86,6 +86,7 @@ export const AUTH_USE = {
   endUserSessions: 'required',
   listAuditEvents: 'required',
   listActivity: 'required',
+  createUser: 'required',
 } as const satisfies AuthUses;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -265,6 +266,12 @@ export function createHandlers(deps: HandlerDeps): Handlers {
         requestMeta(ctx, claims),
       );
       return { status: 200, body: { id: user.id, name: user.name, role: user.role, disabled: user.disabled, created_at: iso(user.createdAt) } };
+    },
+
+    async createUser({ auth: claims, body, ctx }) {
+      requireAdmin(claims);
+      const user = await auth.createAccount(body.name, body.password, body.role ?? 'user', requestMeta(ctx, claims), ctx.ip);
+      return { status: 201, body: { id: user.id, name: user.name, role: user.role, disabled: user.disabled, created_at: iso(user.createdAt) } };
     },
 
     async deleteUser({ auth: claims, params, ctx }) {

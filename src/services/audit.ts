@@ -19,6 +19,7 @@ export const AUDIT_EVENTS = [
   'password_changed',
   'password_change_failed',
   'signup',
+  'user_created',
   'role_changed',
   'user_disabled',
   'user_enabled',

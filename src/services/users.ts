@@ -66,6 +66,12 @@ export interface UserAdmin {
    * sessions. Throws `user_not_found`, or `last_admin` when no enabled admin would be left.
    */
   changeAccount(id: string, change: AccountChange, meta: RequestMeta): Promise<UserChange & { user: UserRecord }>;
+  /**
+   * An admin makes an account with a role (name and password rules as at sign-up, which may be
+   * closed). Throws `name_taken` or `weak_password`. Written as `user_created`, in the same
+   * transaction.
+   */
+  createAccount(name: string, password: string, role: Role, meta: RequestMeta, client?: string): Promise<UserRecord>;
   /** An admin sets an account's password (policy applies); ends all its sessions. */
   setPasswordById(id: string, password: string, meta: RequestMeta): Promise<UserChange>;
   /** An admin deletes an account (its sessions end first). Throws `user_not_found` or `last_admin`. */
@@ -166,6 +172,11 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
       const user = await newUser(name, password, role, client);
       const audit = signup && ((u: UserRecord) => auditEvent('signup', u.createdAt, { ...signup, actorId: u.id }, { targetId: u.id, targetName: u.name }));
       return toPublicUser(await store.createUser(user, audit || undefined));
+    },
+
+    async createAccount(name, password, role, meta, client) {
+      const user = await newUser(name, password, role, client);
+      return store.createUser(user, (u) => auditEvent('user_created', u.createdAt, meta, { targetId: u.id, targetName: u.name, details: { role: u.role } }));
     },
 
     async addFirstUser(name, password, role) {

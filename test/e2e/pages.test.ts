@@ -15,7 +15,7 @@ const ROOT = path.join(__dirname, '..', '..');
 const SHOTS_DIR = path.join(RESULTS_DIR, 'pages');
 /** Copies for the README, written only when asked: `UPDATE_SCREENSHOTS=1 npx jest test/e2e/pages.test.ts`. */
 const README_SHOTS_DIR = path.join(ROOT, 'docs', 'screenshots');
-const README_SHOTS = new Set(['login-light', 'signup-dark', 'account-light', 'account-sessions-dark', 'not-found-light']);
+const README_SHOTS = new Set(['login-light', 'signup-dark', 'account-light', 'account-sessions-dark', 'account-activity-light', 'not-found-light']);
 const VIEWPORT = { width: 1000, height: 700 };
 
 /**
@@ -367,15 +367,88 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
       // GET /sessions, newest first: this browser, then the Safari session made before it.
       const items = page.locator('#sessions li[data-session-id]');
       expect(await items.count()).toBe(2);
-      expect(await text(page, '#sessions li.current-session .fw-semibold')).toBe('Chrome on Linux This session');
+      // Browser and system as the API read them from the user agent (its `browser` and `os`).
+      expect(await text(page, '#sessions li.current-session .fw-semibold')).toMatch(/^Chrome [\d.]+ on Linux This session$/);
+      expect(await text(page, '#sessions li.current-session .session-address')).toBe('From 127.0.0.1');
       expect(await page.locator('#sessions li.current-session .end-session').count()).toBe(0);
       const other = page.locator('#sessions li[data-session-id]:not(.current-session)');
-      expect(await text(page, '#sessions li[data-session-id]:not(.current-session) .fw-semibold')).toBe('Safari on macOS');
+      expect(await text(page, '#sessions li[data-session-id]:not(.current-session) .fw-semibold')).toMatch(/^Safari 17\.5 on macOS\b/);
       expect(await other.locator('time').first().getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
-      expect(await other.locator('.end-session').getAttribute('aria-label')).toMatch(/^End session: Safari on macOS, last active /);
-      // The places left for what the API will give (issue #14, step 2): there, empty and hidden.
-      expect(await page.locator('#recent-activity').isHidden()).toBe(true);
-      expect(await page.locator('#activity').innerHTML()).toBe('');
+      expect(await other.locator('.end-session').getAttribute('aria-label')).toMatch(/^End session: Safari 17\.5 on macOS\b.*, last active /);
+      expect(await page.locator('#end-others').isVisible()).toBe(true);
+
+      // Recent activity (GET /user/activity), newest first: this browser's login, then the Safari one.
+      await page.locator('#recent-activity').waitFor({ state: 'visible' });
+      const events = page.locator('#activity li[data-event]');
+      await events.first().waitFor();
+      expect(await events.evaluateAll((items) => items.map((i) => (i as HTMLElement).dataset['event']))).toEqual([
+        'login_succeeded',
+        'login_succeeded',
+        'signup',
+      ]);
+      expect(await text(page, '#activity li[data-event]:first-child .activity-event')).toBe('Logged in by you');
+      expect(await text(page, '#activity li[data-event]:first-child .small')).toMatch(/^just now · from 127\.0\.0\.1 · Chrome [\d.]+ on Linux\b/);
+      // One page holds them all: no "More".
+      expect(await page.locator('#activity-more').isHidden()).toBe(true);
+      // No admin link for a user.
+      expect(await page.locator('#admin-link').isHidden()).toBe(true);
+    });
+
+    test('when the activity runs past a page, then "More" follows the Link header to the next page', async () => {
+      const { page, context } = await open();
+      const user = await makeUser('mo');
+      for (let i = 0; i < 10; i += 1) await apiLogin(user);
+      await loggedIn(page, context, user);
+      await page.locator('#activity-more').waitFor({ state: 'visible' });
+      expect(await page.locator('#activity li[data-event]').count()).toBe(10);
+      const [next] = await Promise.all([page.waitForResponse(isPath('/user/activity', 'GET')), page.click('#activity-more')]);
+      expect(new URL(next.url()).searchParams.get('cursor')).toBeTruthy();
+      // 11 logins and the sign-up.
+      await page.waitForFunction(() => document.querySelectorAll('#activity li[data-event]').length === 12);
+      expect(await page.locator('#activity-more').isHidden()).toBe(true);
+    });
+
+    test('when "End all other sessions" is confirmed, then the others end (their tokens are refused) and this one goes on; cancelled, nothing ends', async () => {
+      const { page, context } = await open();
+      const user = await makeUser('olga');
+      const first = await apiLogin(user);
+      const second = await apiLogin(user, 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0');
+      await loggedIn(page, context, user);
+      expect(await page.locator('#sessions li[data-session-id]').count()).toBe(3);
+
+      const deletes: string[] = [];
+      page.on('request', (r) => {
+        if (r.method() === 'DELETE') deletes.push(new URL(r.url()).pathname);
+      });
+      await page.click('#end-others');
+      await page.locator('#confirm-modal.show').waitFor();
+      expect(await text(page, '#confirm-title')).toBe('End all other sessions?');
+      expect(await text(page, '#confirm-body')).toBe('Your 2 other sessions will be logged out at once. This session stays.');
+      await page.click('#confirm-modal .modal-footer [data-bs-dismiss="modal"]');
+      await page.locator('#confirm-modal').waitFor({ state: 'hidden' });
+      expect(deletes).toEqual([]);
+
+      await page.click('#end-others');
+      await page.locator('#confirm-modal.show').waitFor();
+      const [ended] = await Promise.all([page.waitForResponse(isPath('/sessions', 'DELETE')), page.click('#confirm-ok')]);
+      expect(ended.status()).toBe(200);
+      expect(await ended.json()).toEqual({ sessions_ended: 2 });
+      await page.locator('#sessions-notice').waitFor({ state: 'visible' });
+      expect(await text(page, '#sessions-notice')).toBe('2 other sessions were ended.');
+      await page.waitForFunction(() => document.querySelectorAll('#sessions li[data-session-id]').length === 1);
+      expect(await page.locator('#end-others').isHidden()).toBe(true);
+      for (const other of [first, second]) {
+        expect((await fetch(`${base}/user`, { headers: { Authorization: `Bearer ${other.access_token}` } })).status).toBe(401);
+      }
+      expect(await page.locator('#logged-in').isVisible()).toBe(true);
+      expect(deletes).toEqual(['/sessions']);
+    });
+
+    test('when an admin opens the account page, then it links to the admin console', async () => {
+      const { page, context } = await open();
+      await loggedIn(page, context, { name: 'admin', password: ADMIN_PASSWORD });
+      await page.locator('#admin-link').waitFor({ state: 'visible' });
+      expect(await page.getAttribute('#admin-link', 'href')).toBe('/admin');
     });
 
     test('when another session is ended from the list, then it is gone from the list and its refresh token stops working', async () => {
@@ -505,6 +578,26 @@ describeBrowser('pages: colour modes, messages, account page, accessibility', ()
           );
           await loggedIn(page, context, user);
           await page.locator('#sessions-heading').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+        },
+      },
+      {
+        name: 'account-activity',
+        show: async (page, context) => {
+          const user = await makeUser('yuri');
+          await apiLogin(user, 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0');
+          await loggedIn(page, context, user);
+          await page.locator('#activity li[data-event]').first().waitFor();
+          await page.locator('#activity-heading').evaluate((el) => el.scrollIntoView({ block: 'start' }));
+        },
+      },
+      {
+        name: 'account-confirm',
+        show: async (page, context) => {
+          const user = await makeUser('zoe');
+          await apiLogin(user);
+          await loggedIn(page, context, user);
+          await page.click('#end-others');
+          await page.locator('#confirm-modal.show').waitFor();
         },
       },
       {

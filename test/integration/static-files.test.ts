@@ -28,6 +28,7 @@ describe('static files: only what the pages and /docs/ load', () => {
       ['index.html', '/'],
       ['login.html', '/login'],
       ['signup.html', '/signup'],
+      ['admin.html', '/admin'],
       ['404.html', '/a/missing/page'],
       ['docs/index.html', '/docs/'],
     ] as const) {
@@ -41,7 +42,13 @@ describe('static files: only what the pages and /docs/ load', () => {
     }
     // The docs page's bundle and the icon font are among them: the lists were read right.
     expect([...wanted]).toEqual(
-      expect.arrayContaining(['/docs/swagger-ui-bundle.js', '/docs/swagger-initializer.js', '/vendor/bootstrap-icons/fonts/bootstrap-icons.woff2']),
+      expect.arrayContaining([
+        '/docs/swagger-ui-bundle.js',
+        '/docs/swagger-initializer.js',
+        '/vendor/bootstrap-icons/fonts/bootstrap-icons.woff2',
+        '/vendor/bootstrap/js/bootstrap.bundle.min.js',
+        '/js/admin.js',
+      ]),
     );
     for (const u of wanted) {
       const res = await t.http().get(u);
