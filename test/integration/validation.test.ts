@@ -204,6 +204,14 @@ const bodyCases: Case[] = [
     ],
     '/users/abc/password',
   ),
+
+  ...bodyShapeCases('POST', '/admin/users', true, { ...signup, role: 'user' }, 'password'),
+  ...schemaCases('POST', '/admin/users', true, [
+    ['an empty object', {}, ['/body/name', '/body/password']],
+    ['a role that does not exist', { ...signup, role: 'root' }, ['/body/role']],
+    ['a password of 7 characters', { ...signup, password: 'seven77' }, ['/body/password']],
+    ['an extra field', { ...signup, disabled: true }, ['/body/disabled']],
+  ]),
 ];
 
 const paramCases: Case[] = [
